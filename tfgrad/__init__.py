@@ -1,0 +1,49 @@
+"""tfgrad: exact automatic differentiation on Taichi kernels.
+
+>>> import tfgrad as tg
+>>> tg.grad(lambda x: tg.sum(tg.sin(x) * x))(tg.tensor([0.0, 1.0])).numpy().round(4)
+array([0.    , 1.3818])
+"""
+
+from . import errors, random
+from .api import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
+from .config import check_numerics, current_backend, init, use_backend
+from .dtypes import DType, bfloat16, bool_, float16, float32, float64, int32, int64
+from .errors import TfgradError
+from .forward import DualTensor
+from .gradcheck import gradcheck
+from .ops import (
+    abs, add, astype, broadcast_to, clip, concatenate, cos, cumsum, diag, divide, dot, equal,
+    exp, expand_dims, expm1, greater, greater_equal, less, less_equal, log, log1p, log_softmax,
+    logsumexp, matmul, max, maximum, mean, min, minimum, multiply, negative, not_equal, outer,
+    power, prod, relu, reshape, scatter_add, sigmoid, sign, sin, softmax, softplus, split, sqrt,
+    square, squeeze, stack, stop_gradient, subtract, sum, take, tan, tanh, trace, transpose,
+    var, where,
+)  # fmt: skip
+from .tape import GradientTape, Record, TapeEvent, TrackedTensor
+from .tensor import (
+    Tensor, arange, eye, full, full_like, linspace, ones, ones_like, tensor, zeros, zeros_like,
+)  # fmt: skip
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # tensors and dtypes
+    "Tensor", "tensor", "zeros", "ones", "full", "zeros_like", "ones_like", "full_like",
+    "arange", "linspace", "eye", "random", "DType", "bool_", "int32", "int64", "float16",
+    "bfloat16", "float32", "float64",
+    # backends and switches
+    "init", "current_backend", "use_backend", "check_numerics",
+    # reverse and forward mode
+    "GradientTape", "TrackedTensor", "Record", "TapeEvent", "DualTensor", "stop_gradient",
+    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
+    "gradcheck", "errors", "TfgradError",
+    # ops
+    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
+    "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal", "less",
+    "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer", "power", "prod",
+    "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax", "softplus", "split",
+    "sqrt", "square", "squeeze", "stack", "subtract", "sum", "take", "tan", "tanh", "trace",
+    "transpose", "var", "where",
+]  # fmt: skip

@@ -1,0 +1,276 @@
+"""The functional API: derivatives as functions of functions (JAX style).
+
+Everything here composes ``GradientTape`` (reverse mode) and ``forward_pass`` (forward mode);
+there are no rules of its own. Arguments may be Tensors, NumPy arrays, Python floats, or
+tuples/lists/dicts of them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+from .errors import DtypeError, ShapeError
+from .forward import forward_pass
+from .ops import reshape, stack
+from .ops._common import as_tensor
+from .primitive import Tracer
+from .tape import GradientTape
+from .tensor import Tensor, eye, zeros
+from .tree import tree_flatten, tree_map, tree_unflatten
+
+__all__ = [
+    "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
+]  # fmt: skip
+
+
+def _float_leaf(x: Any, what: str) -> Tensor:
+    t = as_tensor(x)
+    if not t.dtype.is_floating:
+        raise DtypeError(
+            f"{what}: cannot differentiate with respect to a {t.dtype.name} input (shape "
+            f"{t.shape}); pass floats, e.g. tfgrad.tensor(x, dtype='float64')."
+        )
+    return t
+
+
+def _unwrap(x: Any, trace: Any) -> Any:
+    """Strip one transformation's tracer (keeping any of outer transformations)."""
+    if isinstance(x, Tracer) and x._trace is trace:
+        return x.primal
+    return x
+
+
+def _argnums(argnums: int | Sequence[int], n_args: int, what: str) -> tuple[int, ...]:
+    nums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in nums:
+        if not -n_args <= i < n_args:
+            raise ShapeError(f"{what}: argnums {argnums} is out of range for {n_args} arguments.")
+    return tuple(i % n_args for i in nums)
+
+
+def _zeros_for_none(grads: Any, like: Any) -> Any:
+    """Gradients with ``None`` (not connected) replaced by zeros of the input's shape."""
+    g_leaves, _ = tree_flatten(grads, none_is_leaf=True)
+    x_leaves, treedef = tree_flatten(like)
+    filled = [zeros(x.shape, x.dtype) if g is None else g for g, x in zip(g_leaves, x_leaves)]
+    return tree_unflatten(treedef, filled)
+
+
+# ---- Reverse mode ----
+def value_and_grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """``f``'s value and its gradient with respect to ``args[argnums]``, in one reverse sweep.
+
+    ``f`` must return a tensor with one element (with ``has_aux``, a pair ``(value, aux)``).
+
+    >>> import tfgrad as tg
+    >>> value, g = tg.value_and_grad(lambda x: tg.sum(x * x))(tg.tensor([1.0, 2.0]))
+    >>> g.numpy()
+    array([2., 4.])
+    """
+
+    def wrapped(*args):
+        nums = _argnums(argnums, len(args), "grad")
+        args = list(args)
+        with GradientTape() as tape:
+            for i in nums:
+                args[i] = tree_map(lambda x: tape.watch(_float_leaf(x, "grad")), args[i])
+            out = f(*args)
+            aux = None
+            if has_aux:
+                out, aux = out
+        out = as_tensor(out)
+        if out.size != 1:
+            raise ShapeError(
+                f"grad: the function must return one number, got shape {out.shape}; reduce it "
+                "(tfgrad.sum) or use tfgrad.jacobian / tfgrad.vjp for vector outputs."
+            )
+        sources = [args[i] for i in nums]
+        grads = _zeros_for_none(tape.gradient(out, sources), sources)
+        result = grads[0] if isinstance(argnums, int) else tuple(grads)
+        value = _unwrap(out, tape)
+        return ((value, aux), result) if has_aux else (value, result)
+
+    wrapped.__name__ = f"value_and_grad({getattr(f, '__name__', 'f')})"
+    return wrapped
+
+
+def grad(f: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = False):
+    """The gradient of a scalar function, as a function: ``grad(f)(x)`` is df/dx at ``x``.
+
+    Compose it for higher derivatives: ``grad(grad(f))``.
+
+    >>> import tfgrad as tg
+    >>> tg.grad(lambda x: x ** 3)(tg.tensor(2.0)).item()
+    12.0
+    """
+    value_and_grad_f = value_and_grad(f, argnums, has_aux)
+
+    def wrapped(*args):
+        if has_aux:
+            (_, aux), g = value_and_grad_f(*args)
+            return g, aux
+        return value_and_grad_f(*args)[1]
+
+    wrapped.__name__ = f"grad({getattr(f, '__name__', 'f')})"
+    return wrapped
+
+
+def vjp(f: Callable, *primals: Any, has_aux: bool = False):
+    """``(f(*primals), vjp_fn)``: ``vjp_fn(cotangent)`` gives cotangentᵀ·J for every primal.
+
+    ``vjp_fn`` may be called many times (the recorded tape is kept).
+    """
+    with GradientTape(persistent=True) as tape:
+        watched = tree_map(lambda x: tape.watch(_float_leaf(x, "vjp")), list(primals))
+        out = f(*watched)
+        aux = None
+        if has_aux:
+            out, aux = out
+    out_leaves, out_def = tree_flatten(out)
+    out_leaves = [as_tensor(o) for o in out_leaves]
+
+    def vjp_fn(cotangent: Any) -> tuple:
+        cot_leaves, _ = tree_flatten(cotangent)
+        if len(cot_leaves) != len(out_leaves):
+            raise ShapeError(f"vjp_fn: expected {len(out_leaves)} cotangents, got {len(cot_leaves)}.")
+        grads = tape.gradient(out_leaves, watched, output_gradients=cot_leaves)
+        return tuple(_zeros_for_none(grads, watched))
+
+    value = tree_unflatten(out_def, [_unwrap(o, tape) for o in out_leaves])
+    return (value, vjp_fn, aux) if has_aux else (value, vjp_fn)
+
+
+# ---- Forward mode ----
+def jvp(f: Callable, primals: Sequence[Any], tangents: Sequence[Any]):
+    """``(f(*primals), J·tangents)`` by one forward pass carrying tangents.
+
+    >>> import tfgrad as tg
+    >>> out, t = tg.jvp(tg.sin, (tg.tensor(0.0),), (tg.tensor(1.0),))
+    >>> t.item()
+    1.0
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise ShapeError("jvp: primals and tangents must be tuples, e.g. jvp(f, (x,), (v,)).")
+    p_leaves, p_def = tree_flatten(list(primals))
+    t_leaves, t_def = tree_flatten(list(tangents))
+    if len(p_leaves) != len(t_leaves):
+        raise ShapeError(f"jvp: {len(p_leaves)} primals but {len(t_leaves)} tangents.")
+    p_leaves = [_float_leaf(p, "jvp") for p in p_leaves]
+    out_def = []
+
+    def flat_f(*leaves):
+        out = f(*tree_unflatten(p_def, list(leaves)))
+        leaves_out, d = tree_flatten(out)
+        out_def.append(d)
+        return leaves_out
+
+    values, out_tangents = forward_pass(flat_f, p_leaves, t_leaves)
+    return tree_unflatten(out_def[0], values), tree_unflatten(out_def[0], out_tangents)
+
+
+# ---- Jacobians and Hessians ----
+def _single_input(f: Callable, args: tuple, argnum: int):
+    x = _float_leaf(args[argnum], "jacobian")
+
+    def f_x(x_):
+        return as_tensor(f(*args[:argnum], x_, *args[argnum + 1 :]))
+
+    return x, f_x
+
+
+def _basis(shape: tuple[int, ...], dtype) -> list[Tensor]:
+    n = math.prod(shape)
+    identity = eye(n, dtype=dtype)
+    return [reshape(identity[i], shape) for i in range(n)]
+
+
+def _jac_reverse(f_x, x):
+    out, vjp_fn = vjp(f_x, x)
+    rows = [vjp_fn(e)[0] for e in _basis(out.shape, out.dtype)]
+    if not rows:
+        return zeros(out.shape + x.shape, x.dtype)
+    return reshape(stack(rows), out.shape + x.shape)
+
+
+def _jac_forward(f_x, x, out_shape=None):
+    cols = [jvp(f_x, (x,), (e,))[1] for e in _basis(x.shape, x.dtype)]
+    if not cols:
+        out_shape = out_shape if out_shape is not None else as_tensor(f_x(x)).shape
+        return zeros(out_shape + x.shape, x.dtype)
+    out_shape = cols[0].shape
+    return reshape(stack(cols, axis=-1), out_shape + x.shape)
+
+
+def jacrev(f: Callable, argnums: int = 0):
+    """The Jacobian by reverse mode: one sweep per output element (shape ``out + in``)."""
+
+    def wrapped(*args):
+        x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacrev")[0])
+        return _jac_reverse(f_x, x)
+
+    return wrapped
+
+
+def jacfwd(f: Callable, argnums: int = 0):
+    """The Jacobian by forward mode: one pass per input element (shape ``out + in``)."""
+
+    def wrapped(*args):
+        x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacfwd")[0])
+        return _jac_forward(f_x, x)
+
+    return wrapped
+
+
+def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
+    """The Jacobian, choosing the mode by shape (the hybrid scheduler).
+
+    Reverse mode costs one sweep per *output* element, forward mode one pass per *input*
+    element; ``mode="auto"`` evaluates ``f`` once, then takes whichever needs fewer passes
+    (reverse on ties, reusing that first evaluation). ``wrapped.last_mode`` tells which ran.
+    """
+    if mode not in ("auto", "fwd", "rev"):
+        raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}.")
+
+    def wrapped(*args):
+        x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacobian")[0])
+        if mode == "fwd":
+            wrapped.last_mode = "fwd"
+            return _jac_forward(f_x, x)
+        out, vjp_fn = vjp(f_x, x)
+        if mode == "rev" or out.size <= x.size:
+            wrapped.last_mode = "rev"
+            rows = [vjp_fn(e)[0] for e in _basis(out.shape, out.dtype)]
+            if not rows:
+                return zeros(out.shape + x.shape, x.dtype)
+            return reshape(stack(rows), out.shape + x.shape)
+        wrapped.last_mode = "fwd"
+        return _jac_forward(f_x, x, out.shape)
+
+    wrapped.last_mode = None
+    return wrapped
+
+
+def hessian(f: Callable, argnums: int = 0):
+    """The exact Hessian of a scalar function: forward mode over reverse mode.
+
+    >>> import tfgrad as tg
+    >>> tg.hessian(lambda x: tg.sum(x ** 3))(tg.tensor([1.0, 2.0])).numpy()
+    array([[ 6.,  0.],
+           [ 0., 12.]])
+    """
+    return jacfwd(grad(f, argnums), argnums)
+
+
+def hvp(f: Callable, primals: Any, tangents: Any):
+    """The Hessian-vector product H·v of a scalar ``f`` at ``primals``, exactly, without
+    forming H (forward over reverse: about the cost of two gradients).
+
+    ``primals``/``tangents`` are a single tensor or tuples of them (one per argument of f).
+    """
+    single = not isinstance(primals, (tuple, list))
+    primals = (primals,) if single else tuple(primals)
+    tangents = (tangents,) if single else tuple(tangents)
+    grad_all = grad(f, argnums=tuple(range(len(primals))))
+    _, out = jvp(lambda *xs: grad_all(*xs), primals, tangents)
+    return out[0] if single else out

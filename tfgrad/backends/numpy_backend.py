@@ -1,0 +1,161 @@
+"""The reference backend: every backend op in plain NumPy.
+
+This is the executable definition of each op (see :mod:`tfgrad.backends.base`); the Taichi
+kernels are tested for agreement with it. It is also the backend where Taichi cannot run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import MissingKernelError
+from . import rng
+
+HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
+F32 = np.dtype(np.float32)
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    # NOTE: float16/bfloat16 are storage types; arithmetic and accumulation run in float32.
+    return F32 if dtype in HALF else dtype
+
+
+def _unary(fn):
+    def run(x):
+        return fn(x.astype(_compute_dtype(x.dtype), copy=False)).astype(x.dtype, copy=False)
+
+    return run
+
+
+def _binary(fn):
+    def run(x, y):
+        c = _compute_dtype(x.dtype)
+        out = fn(x.astype(c, copy=False), y.astype(c, copy=False))
+        return out if out.dtype == np.bool_ else out.astype(x.dtype, copy=False)
+
+    return run
+
+
+def _reduction(fn):
+    def run(x, axes, keepdims):
+        out = fn(x.astype(_compute_dtype(x.dtype), copy=False), axis=axes, keepdims=keepdims)
+        return np.asarray(out).astype(x.dtype, copy=False)
+
+    return run
+
+
+def _cumsum(x, axis, reverse):
+    c = x.astype(_compute_dtype(x.dtype), copy=False)
+    if reverse:
+        c = np.flip(c, axis)
+    out = np.cumsum(c, axis=axis)
+    if reverse:
+        out = np.flip(out, axis)
+    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+
+
+def _slice(x, index):
+    # Triples come from slice.indices(n): a negative stop (only with a negative step) means
+    # "past the front", which Python's slice syntax spells None.
+    key = tuple(slice(a, b if b >= 0 else None, c) for a, b, c in index)
+    return np.ascontiguousarray(x[key])
+
+
+def _scatter_add(operand, indices, updates, axis):
+    out = np.moveaxis(operand.copy(), axis, 0)
+    np.add.at(out, indices, np.moveaxis(updates, axis, 0))
+    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+
+
+def _matmul(a, b):
+    c = _compute_dtype(a.dtype)
+    return np.matmul(a.astype(c, copy=False), b.astype(c, copy=False)).astype(a.dtype, copy=False)
+
+
+def _arange(start, step, n, dtype):
+    return (start + step * np.arange(n, dtype=np.float64)).astype(dtype)
+
+
+def _random_uniform(shape, seed, counter, dtype):
+    return rng.uniform(seed, counter, int(np.prod(shape)), dtype).reshape(shape)
+
+
+def _random_normal(shape, seed, counter, dtype):
+    return rng.normal(seed, counter, int(np.prod(shape)), dtype).reshape(shape)
+
+
+_OPS = {
+    "neg": _unary(np.negative),
+    "exp": _unary(np.exp),
+    "log": _unary(np.log),
+    "log1p": _unary(np.log1p),
+    "expm1": _unary(np.expm1),
+    "sin": _unary(np.sin),
+    "cos": _unary(np.cos),
+    "tan": _unary(np.tan),
+    "tanh": _unary(np.tanh),
+    "sqrt": _unary(np.sqrt),
+    "abs": _unary(np.abs),
+    "sign": _unary(np.sign),
+    "add": _binary(np.add),
+    "sub": _binary(np.subtract),
+    "mul": _binary(np.multiply),
+    "div": _binary(np.divide),
+    "pow": _binary(np.power),
+    "maximum": _binary(np.maximum),
+    "minimum": _binary(np.minimum),
+    "eq": _binary(np.equal),
+    "ne": _binary(np.not_equal),
+    "lt": _binary(np.less),
+    "le": _binary(np.less_equal),
+    "gt": _binary(np.greater),
+    "ge": _binary(np.greater_equal),
+    "where": lambda c, x, y: np.where(c, x, y),
+    "cast": lambda x, dtype: x.astype(dtype),
+    "sum": _reduction(np.sum),
+    "max": _reduction(np.max),
+    "prod": _reduction(np.prod),
+    "cumsum": _cumsum,
+    "reshape": lambda x, shape: x.reshape(shape),
+    "transpose": lambda x, axes: np.ascontiguousarray(np.transpose(x, axes)),
+    "broadcast_to": lambda x, shape: np.ascontiguousarray(np.broadcast_to(x, shape)),
+    "slice": _slice,
+    "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
+    "take": lambda x, indices, axis: np.take(x, indices, axis=axis),
+    "scatter_add": _scatter_add,
+    "matmul": _matmul,
+    "full": lambda shape, value, dtype: np.full(shape, value, dtype=dtype),
+    "arange": _arange,
+    "eye": lambda n, m, k, dtype: np.eye(n, m, k, dtype=dtype),
+    "random_uniform": _random_uniform,
+    "random_normal": _random_normal,
+}
+
+
+class NumpyBackend:
+    """Arrays are NumPy arrays; each op is the NumPy expression that defines it."""
+
+    name = "numpy"
+    device = "cpu"
+
+    def __init__(self, **options):
+        self.options = options
+
+    def from_numpy(self, array: np.ndarray) -> np.ndarray:
+        return np.array(array, copy=True, order="C")
+
+    def to_numpy(self, buf: np.ndarray) -> np.ndarray:
+        return buf
+
+    def implementation(self, op: str) -> str:
+        return "numpy"
+
+    def run(self, op: str, *bufs, **params):
+        fn = _OPS.get(op)
+        if fn is None:
+            raise MissingKernelError(f"The numpy backend has no op {op!r}.")
+        with np.errstate(all="ignore"):  # inf/NaN follow IEEE rules, as in every kernel
+            return fn(*bufs, **params)
+
+    def __repr__(self) -> str:
+        return "NumpyBackend()"

@@ -1,0 +1,90 @@
+"""tfgrad's few global switches, in one place: the backend and numerics checking.
+
+``tfgrad.init(backend="taichi", arch="cpu")`` picks where numbers live and kernels run; it is
+called with those defaults on first use. ``use_backend`` switches for a ``with`` block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Iterator
+
+from .backends.base import get_backend_class
+
+__all__ = ["init", "current_backend", "use_backend", "check_numerics", "numerics_checked"]
+
+DEFAULT_BACKEND = os.environ.get("TFGRAD_BACKEND", "taichi")
+DEFAULT_ARCH = os.environ.get("TFGRAD_ARCH", "cpu")
+
+_current: Any = None
+_instances: dict[tuple, Any] = {}
+_check_numerics = False
+
+
+def _make(backend: str, **options) -> Any:
+    key = (backend, tuple(sorted(options.items())))
+    if key not in _instances:
+        _instances[key] = get_backend_class(backend)(**options)
+    return _instances[key]
+
+
+def init(backend: str = "taichi", arch: str | None = None, **options) -> Any:
+    """Choose the backend (``"taichi"`` or ``"numpy"``) and, for Taichi, the arch.
+
+    ``arch="cpu"`` (the default) runs Taichi's CPU kernels; ``arch="gpu"`` picks CUDA, Vulkan or
+    Metal where Taichi finds one, and raises :class:`~tfgrad.errors.BackendError` when none is
+    found. Returns the backend object.
+
+    >>> import tfgrad
+    >>> tfgrad.init(backend="numpy").name
+    'numpy'
+    """
+    global _current
+    if backend == "taichi":
+        options["arch"] = arch or DEFAULT_ARCH
+    elif arch not in (None, "cpu"):
+        from .errors import BackendError
+
+        raise BackendError(f"The {backend} backend runs on the CPU only; drop arch={arch!r}.")
+    _current = _make(backend, **options)
+    return _current
+
+
+def current_backend() -> Any:
+    """The backend new tensors and ops use (initialised with defaults on first use)."""
+    if _current is None:
+        if DEFAULT_BACKEND == "taichi":
+            return init("taichi", arch=DEFAULT_ARCH)
+        return init(DEFAULT_BACKEND)
+    return _current
+
+
+@contextlib.contextmanager
+def use_backend(backend: str = "taichi", arch: str | None = None, **options) -> Iterator[Any]:
+    """Run a ``with`` block on another backend, then restore the previous one."""
+    global _current
+    previous = _current
+    try:
+        yield init(backend, arch, **options)
+    finally:
+        _current = previous
+
+
+@contextlib.contextmanager
+def check_numerics(enabled: bool = True) -> Iterator[None]:
+    """Raise :class:`~tfgrad.errors.NumericalError` where an op turns finite inputs into NaN/inf.
+
+    For debugging: every op's output is inspected, which costs a copy to the host per op.
+    """
+    global _check_numerics
+    previous = _check_numerics
+    _check_numerics = enabled
+    try:
+        yield
+    finally:
+        _check_numerics = previous
+
+
+def numerics_checked() -> bool:
+    return _check_numerics

@@ -1,0 +1,55 @@
+"""The exceptions tfgrad raises.
+
+Every message names the op, the shapes or dtypes involved, and what to do about it.
+Catch :class:`TfgradError` to catch them all.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TfgradError",
+    "ShapeError",
+    "DtypeError",
+    "TapeError",
+    "BackendError",
+    "MissingRuleError",
+    "MissingKernelError",
+    "NumericalError",
+    "GradcheckError",
+]
+
+
+class TfgradError(Exception):
+    """Base class of every error tfgrad raises on purpose."""
+
+
+class ShapeError(TfgradError, ValueError):
+    """Shapes that do not fit the op (broadcasting, matmul, reshape, axis out of range)."""
+
+
+class DtypeError(TfgradError, TypeError):
+    """A dtype the op cannot take (e.g. a gradient with respect to an integer tensor)."""
+
+
+class TapeError(TfgradError, RuntimeError):
+    """Misuse of a GradientTape (second sweep of a non-persistent tape, a target not on it)."""
+
+
+class BackendError(TfgradError, RuntimeError):
+    """A backend cannot be initialised or cannot run what was asked."""
+
+
+class MissingRuleError(TfgradError, NotImplementedError):
+    """A primitive has no VJP or JVP rule for the derivative that was asked for."""
+
+
+class MissingKernelError(BackendError, NotImplementedError):
+    """A backend has no kernel for a primitive."""
+
+
+class NumericalError(TfgradError, FloatingPointError):
+    """A value that cannot be used (NaN or inf where a finite number is required)."""
+
+
+class GradcheckError(TfgradError, AssertionError):
+    """:func:`tfgrad.gradcheck` found analytic and numeric derivatives that disagree."""

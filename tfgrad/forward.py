@@ -1,0 +1,103 @@
+"""Forward mode: dual tensors carry a tangent beside each primal, pushed by the JVP rules.
+
+One forward pass gives J·v for a tangent ``v`` (true forward mode, not two reverse passes).
+Because JVP rules are tfgrad ops, forward mode composes with tapes in any order: ``jvp`` of a
+``grad`` is forward-over-reverse, the exact Hessian-vector product.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from .errors import DtypeError, ShapeError
+from .ops import add, astype, broadcast_to
+from .ops._common import as_tensor
+from .primitive import Primitive, Trace, Tracer, bind
+from .tensor import Tensor, zeros
+
+__all__ = ["DualTensor", "ForwardTrace", "forward_pass"]
+
+
+class DualTensor(Tracer):
+    """A primal value with its tangent (the directional derivative being carried)."""
+
+    __slots__ = ("tangent",)
+
+    def __init__(self, trace: ForwardTrace, primal: Tensor, tangent: Tensor):
+        super().__init__(trace, primal)
+        self.tangent = tangent
+
+    def _label(self) -> str:
+        return "DualTensor"
+
+
+class ForwardTrace(Trace):
+    """One forward-mode transformation (one ``jvp`` call)."""
+
+    def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
+        primals, tangents = [], []
+        for a in args:
+            if isinstance(a, DualTensor) and a._trace is self:
+                primals.append(a.primal)
+                tangents.append(a.tangent)
+            else:
+                primals.append(a)
+                tangents.append(None)
+        ans = bind(prim, *primals, **params)
+        if not ans.dtype.is_floating:
+            return ans
+        if prim.jvp_all is not None:
+            tangent = prim.jvp_all(tangents, ans, *primals, **params)
+        else:
+            tangent = None
+            for i, t in enumerate(tangents):
+                if t is None:
+                    continue
+                term = prim.jvp_rule(i)(t, ans, *primals, **params)
+                if term is not None:
+                    tangent = term if tangent is None else add(tangent, term)
+        if tangent is None:
+            return ans
+        tangent = as_tensor(tangent)
+        if tangent.shape != ans.shape:
+            tangent = broadcast_to(tangent, ans.shape)
+        if tangent.dtype is not ans.dtype:
+            tangent = astype(tangent, ans.dtype)
+        return DualTensor(self, ans, tangent)
+
+
+def forward_pass(fn, primals: Sequence[Tensor], tangents: Sequence[Tensor]) -> tuple[list, list]:
+    """Run ``fn(*duals)`` once; return the flat outputs and their tangents.
+
+    ``fn`` returns a list of tensors. A tangent must match its primal's shape and dtype.
+    """
+    trace = ForwardTrace()
+    trace.activate()
+    try:
+        duals = []
+        for i, (p, t) in enumerate(zip(primals, tangents)):
+            t = as_tensor(t)
+            if t.shape != p.shape:
+                raise ShapeError(
+                    f"jvp: tangent {i} has shape {t.shape} but its primal has shape {p.shape}; "
+                    "they must be equal."
+                )
+            if not p.dtype.is_floating:
+                raise DtypeError(
+                    f"jvp: primal {i} has dtype {p.dtype.name}; forward mode needs floating "
+                    "inputs (cast with astype('float64'))."
+                )
+            duals.append(DualTensor(trace, p, t if t.dtype is p.dtype else astype(t, p.dtype)))
+        outs = fn(*duals)
+    finally:
+        trace.active = False
+    values, out_tangents = [], []
+    for out in outs:
+        out = as_tensor(out)
+        if isinstance(out, DualTensor) and out._trace is trace:
+            values.append(out.primal)
+            out_tangents.append(out.tangent)
+        else:
+            values.append(out)
+            out_tangents.append(zeros(out.shape, out.dtype))
+    return values, out_tangents

@@ -1,0 +1,117 @@
+"""What every op front end shares: turning arguments into tensors, promotion, shape checks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..dtypes import DType, as_dtype, float64, result_dtype
+from ..errors import DtypeError, ShapeError
+from ..primitive import Primitive, bind
+from ..tensor import Tensor, full, tensor
+
+PYTHON_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+
+
+def as_tensor(x: Any, dtype: DType | None = None) -> Tensor:
+    """A Tensor from a Tensor, a NumPy array, a list or a Python scalar (cast to ``dtype``)."""
+    if isinstance(x, Tensor):
+        return x if dtype is None or x.dtype is dtype else bind(cast_p, x, dtype=dtype)
+    if isinstance(x, PYTHON_SCALARS) and dtype is not None:
+        return full((), x, dtype)
+    return tensor(x, dtype)
+
+
+def dtype_of(x: Any) -> DType | Any:
+    """A tensor's dtype, or the value itself for a weak Python scalar (see result_dtype)."""
+    if isinstance(x, Tensor):
+        return x.dtype
+    if isinstance(x, PYTHON_SCALARS):
+        return x
+    return tensor(x).dtype
+
+
+def to_float(x: Any, op: str) -> Tensor:
+    """``x`` as a floating tensor: integers and bools become float64, as in NumPy."""
+    x = as_tensor(x)
+    return x if x.dtype.is_floating else bind(cast_p, x, dtype=float64)
+
+
+def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        listed = " and ".join(str(s) for s in shapes)
+        raise ShapeError(
+            f"{op}: shapes {listed} do not broadcast (NumPy rules: trailing dimensions must be "
+            "equal or 1); reshape or expand_dims one of them."
+        ) from None
+
+
+def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:
+    """Promote arguments to one dtype (weak Python scalars, as NumPy 2), check broadcasting."""
+    dt = result_dtype(*(dtype_of(a) for a in args))
+    if floating and not dt.is_floating:
+        dt = float64
+    tensors = [as_tensor(a, dt) for a in args]
+    broadcast_shapes(op, *(t.shape for t in tensors))
+    return tensors
+
+
+def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
+    """``axis`` (None, int or sequence) as a sorted tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for a in axes:
+        a = int(a)
+        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+            raise ShapeError(
+                f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions; "
+                f"use an axis in [{-ndim}, {ndim - 1}]."
+            )
+        out.append(a % ndim if ndim else 0)
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: repeated axis in {axis}.")
+    return tuple(sorted(out)) if ndim else ()
+
+
+def require_float(op: str, x: Tensor) -> None:
+    if not x.dtype.is_floating:
+        raise DtypeError(
+            f"{op} needs a floating tensor, got {x.dtype.name}; cast with "
+            f"x.astype('float64') first."
+        )
+
+
+# ---- Cast: needed by the lifting above, so it lives here ----
+cast_p = Primitive("cast")
+
+
+def _cast_impl(x: Tensor, dtype: DType) -> Tensor:
+    from .. import config
+    from ..tensor import wrap
+
+    backend = config.current_backend()
+    return wrap(backend.run("cast", x._data, dtype=dtype.numpy), backend)
+
+
+cast_p.def_impl(_cast_impl)
+cast_p.defvjp(lambda g, ans, x, dtype: bind(cast_p, g, dtype=x.dtype))
+cast_p.defjvp(lambda t, ans, x, dtype: bind(cast_p, t, dtype=dtype))
+
+
+def astype(x: Any, dtype: Any) -> Tensor:
+    """``x`` converted to ``dtype`` (differentiable between floating dtypes)."""
+    return as_tensor(x, as_dtype(dtype))
+
+
+def promote_args_nobroadcast(op: str, args) -> list[Tensor]:
+    """Promote a sequence of arguments to one dtype (shapes are checked by the caller)."""
+    args = list(args)
+    if not args:
+        raise ShapeError(f"{op}: needs at least one tensor.")
+    dt = result_dtype(*(dtype_of(a) for a in args))
+    return [as_tensor(a, dt) for a in args]

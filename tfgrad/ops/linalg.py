@@ -1,0 +1,100 @@
+"""Matrix products: the matmul primitive and what is built from it (dot, outer, diag, trace)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..primitive import Primitive, bind
+from ..tensor import Tensor, zeros
+from ._common import broadcast_shapes, promote_args_nobroadcast
+from .elementwise import multiply
+from .movement import broadcast_to, reshape, scatter_add, take, transpose
+from .reduce import sum
+
+__all__ = ["matmul", "dot", "outer", "diag", "trace"]
+
+
+def _swap_last(x: Tensor) -> Tensor:
+    axes = tuple(range(x.ndim - 2)) + (x.ndim - 1, x.ndim - 2)
+    return transpose(x, axes)
+
+
+# ---- Matmul ----
+# The primitive takes (..., m, k) @ (..., k, n) with equal batch dimensions; the front end
+# promotes vectors and broadcasts batches, so the rules stay two lines.
+matmul_p = Primitive("matmul")
+matmul_p.defvjp(
+    lambda g, ans, a, b: bind(matmul_p, g, _swap_last(b)),  # dA = G Bᵀ
+    lambda g, ans, a, b: bind(matmul_p, _swap_last(a), g),  # dB = Aᵀ G
+)
+matmul_p.defjvp(
+    lambda t, ans, a, b: bind(matmul_p, t, b),
+    lambda t, ans, a, b: bind(matmul_p, a, t),
+)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """Matrix product with NumPy's rules (vectors promoted, batch dimensions broadcast)."""
+    a, b = promote_args_nobroadcast("matmul", [a, b])
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(
+            f"matmul: operands must have at least one dimension, got shapes {a.shape} and "
+            f"{b.shape}; use multiply (*) for scalars."
+        )
+    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ShapeError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit: the last axis of the first "
+            f"({a2.shape[-1]}) must equal the second-to-last of the second ({b2.shape[-2]})."
+        )
+    batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
+    a2 = broadcast_to(a2, batch + a2.shape[-2:])
+    b2 = broadcast_to(b2, batch + b2.shape[-2:])
+    out = bind(matmul_p, a2, b2)
+    shape = batch + ((a.shape[-2],) if a.ndim > 1 else ()) + ((b.shape[-1],) if b.ndim > 1 else ())
+    return reshape(out, shape)
+
+
+def dot(a: Any, b: Any) -> Tensor:
+    """``numpy.dot`` for scalars, vectors and matrices."""
+    a, b = promote_args_nobroadcast("dot", [a, b])
+    if a.ndim == 0 or b.ndim == 0:
+        return multiply(a, b)
+    if a.ndim > 2 or b.ndim > 2:
+        raise ShapeError(
+            f"dot: shapes {a.shape} and {b.shape}: tfgrad.dot takes up to 2-D operands; use "
+            "matmul for batches."
+        )
+    return matmul(a, b)
+
+
+def outer(a: Any, b: Any) -> Tensor:
+    """Outer product of two vectors (inputs are flattened, as ``numpy.outer``)."""
+    a, b = promote_args_nobroadcast("outer", [a, b])
+    return multiply(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+def diag(x: Any, k: int = 0) -> Tensor:
+    """A 2-D tensor's ``k``-th diagonal, or the square matrix with a 1-D tensor on it."""
+    (x,) = promote_args_nobroadcast("diag", [x])
+    if x.ndim == 1:
+        n = x.shape[0] + abs(k)
+        rows = np.arange(x.shape[0]) + max(-k, 0)
+        cols = np.arange(x.shape[0]) + max(k, 0)
+        flat = zeros((n * n,), x.dtype)  # x lands at rows * n + cols of the flattened matrix
+        return reshape(scatter_add(flat, rows * n + cols, x, axis=0), (n, n))
+    if x.ndim != 2:
+        raise ShapeError(f"diag: needs a 1-D or 2-D tensor, got shape {x.shape}.")
+    m, n = x.shape
+    i = np.arange(max(0, min(m + min(k, 0), n - max(k, 0))))
+    flat = (i + max(-k, 0)) * n + (i + max(k, 0))
+    return take(reshape(x, (-1,)), flat, axis=0)
+
+
+def trace(x: Any, k: int = 0) -> Tensor:
+    """Sum of the ``k``-th diagonal of a matrix."""
+    return sum(diag(x, k))

@@ -1,0 +1,343 @@
+"""Shape and movement primitives (reshape, transpose, broadcast, slice, concatenate, gather and
+scatter), their rules, and NumPy-style indexing built on them."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ShapeError, TfgradError
+from ..primitive import Primitive, bind
+from ..tensor import Tensor, zeros
+from ._common import as_tensor, normalize_axes
+
+__all__ = [
+    "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
+    "split", "take", "scatter_add", "getitem",
+]  # fmt: skip
+
+
+# ---- Reshape ----
+reshape_p = Primitive("reshape", linear=True)
+reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, g, shape=x.shape))
+reshape_p.defjvp(lambda t, ans, x, shape: bind(reshape_p, t, shape=shape))
+
+
+def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
+    """The same elements in a new shape (one entry may be -1), as ``numpy.reshape``."""
+    x = as_tensor(x)
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if shape.count(-1) > 1 or any(s < -1 for s in shape):
+        raise ShapeError(f"reshape: invalid target shape {shape} for a tensor of shape {x.shape}.")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or x.size % known:
+            raise ShapeError(f"reshape: cannot infer -1 in {shape} for {x.size} elements.")
+        shape = tuple(x.size // known if s == -1 else s for s in shape)
+    if math.prod(shape) != x.size:
+        raise ShapeError(
+            f"reshape: cannot reshape shape {x.shape} ({x.size} elements) into {shape} "
+            f"({math.prod(shape)} elements); the sizes must match."
+        )
+    return x if shape == x.shape else bind(reshape_p, x, shape=shape)
+
+
+# ---- Transpose ----
+transpose_p = Primitive("transpose", linear=True)
+transpose_p.defvjp(
+    lambda g, ans, x, axes: bind(transpose_p, g, axes=tuple(int(i) for i in np.argsort(axes)))
+)
+transpose_p.defjvp(lambda t, ans, x, axes: bind(transpose_p, t, axes=axes))
+
+
+def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
+    """Permute axes (reverse them by default), as ``numpy.transpose``."""
+    x = as_tensor(x)
+    if axes is None:
+        axes = tuple(reversed(range(x.ndim)))
+    axes = tuple(int(a) % max(x.ndim, 1) for a in axes)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(
+            f"transpose: axes {axes} are not a permutation of range({x.ndim}) for shape {x.shape}."
+        )
+    return x if axes == tuple(range(x.ndim)) else bind(transpose_p, x, axes=axes)
+
+
+# ---- Broadcast ----
+def _broadcast_vjp(g, ans, x, shape):
+    from .reduce import unbroadcast
+
+    return unbroadcast(g, x.shape)
+
+
+broadcast_to_p = Primitive("broadcast_to", linear=True)
+broadcast_to_p.defvjp(_broadcast_vjp)
+broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to(t, shape))
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+    """``x`` repeated along new or size-1 axes to ``shape`` (NumPy broadcasting rules)."""
+    x = as_tensor(x)
+    shape = tuple(int(s) for s in shape)
+    try:
+        if tuple(np.broadcast_shapes(x.shape, shape)) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}.") from None
+    return x if x.shape == shape else bind(broadcast_to_p, x, shape=shape)
+
+
+def expand_dims(x: Any, axis: int | Sequence[int]) -> Tensor:
+    """Insert size-1 axes at ``axis``, as ``numpy.expand_dims``."""
+    x = as_tensor(x)
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    ndim = x.ndim + len(axes)
+    axes = normalize_axes("expand_dims", axes, ndim)
+    it = iter(x.shape)
+    return reshape(x, tuple(1 if i in axes else next(it) for i in range(ndim)))
+
+
+def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Tensor:
+    """Drop size-1 axes (all of them, or those in ``axis``)."""
+    x = as_tensor(x)
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = normalize_axes("squeeze", axis, x.ndim)
+        bad = [a for a in axes if x.shape[a] != 1]
+        if bad:
+            raise ShapeError(f"squeeze: axis {bad} of shape {x.shape} is not of size 1.")
+    return reshape(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+# ---- Slice (basic indexing with steps) ----
+def _slice_vjp(g, ans, x, index):
+    # Place g back at the sliced positions: one scatter_add per sliced axis.
+    out = g
+    for axis in reversed(range(x.ndim)):
+        start, stop, step = index[axis]
+        positions = range(start, stop, step)
+        if len(positions) == x.shape[axis] and step == 1:
+            continue
+        dest_shape = out.shape[:axis] + (x.shape[axis],) + out.shape[axis + 1 :]
+        idx = as_tensor(np.asarray(positions, dtype=np.int64))
+        out = bind(scatter_add_p, zeros(dest_shape, g.dtype), idx, out, axis=axis)
+    return out
+
+
+slice_p = Primitive("slice", linear=True)
+slice_p.defvjp(_slice_vjp)
+slice_p.defjvp(lambda t, ans, x, index: bind(slice_p, t, index=index))
+
+
+# ---- Concatenate ----
+def _concatenate_vjp(g, ans, *xs, axis):
+    out, start = [], 0
+    for x in xs:
+        stop = start + x.shape[axis]
+        index = tuple((start, stop, 1) if i == axis else (0, n, 1) for i, n in enumerate(g.shape))
+        out.append(bind(slice_p, g, index=index))
+        start = stop
+    return tuple(out)
+
+
+def _concatenate_jvp(tangents, ans, *xs, axis):
+    parts = [t if t is not None else zeros(x.shape, x.dtype) for t, x in zip(tangents, xs)]
+    return bind(concatenate_p, *parts, axis=axis)
+
+
+concatenate_p = Primitive("concatenate", linear=True)
+concatenate_p.vjp_all = _concatenate_vjp
+concatenate_p.jvp_all = _concatenate_jvp
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis, as ``numpy.concatenate``."""
+    from ._common import promote_args_nobroadcast
+
+    xs = promote_args_nobroadcast("concatenate", tensors)
+    if xs[0].ndim == 0:
+        raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated; stack them.")
+    (axis,) = normalize_axes("concatenate", axis, xs[0].ndim)
+    for x in xs[1:]:
+        if x.ndim != xs[0].ndim or any(
+            a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != axis
+        ):
+            shapes = ", ".join(str(t.shape) for t in xs)
+            raise ShapeError(
+                f"concatenate: shapes {shapes} differ outside axis {axis}; they must match there."
+            )
+    return xs[0] if len(xs) == 1 else bind(concatenate_p, *xs, axis=axis)
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis, as ``numpy.stack``."""
+    tensors = [as_tensor(t) for t in tensors]
+    if not tensors:
+        raise ShapeError("stack: needs at least one tensor.")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all shapes must be equal, got {sorted(shapes)}.")
+    return concatenate([expand_dims(t, axis) for t in tensors], axis)
+
+
+def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """Split into pieces along ``axis``, as ``numpy.split``."""
+    x = as_tensor(x)
+    (axis,) = normalize_axes("split", axis, x.ndim)
+    n = x.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        k = int(indices_or_sections)
+        if k <= 0 or n % k:
+            raise ShapeError(
+                f"split: axis {axis} of size {n} cannot be split into {k} equal sections; "
+                "pass split points instead."
+            )
+        bounds = [i * (n // k) for i in range(k + 1)]
+    else:
+        bounds = [0] + [min(int(i), n) for i in indices_or_sections] + [n]
+    pieces = []
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        index = tuple((start, max(start, stop), 1) if i == axis else (0, m, 1)
+                      for i, m in enumerate(x.shape))  # fmt: skip
+        pieces.append(bind(slice_p, x, index=index))
+    return pieces
+
+
+# ---- Gather and scatter ----
+take_p = Primitive("take", linear=True)
+take_p.defvjp(
+    lambda g, ans, x, idx, axis: bind(scatter_add_p, zeros(x.shape, g.dtype), idx, g, axis=axis),
+    None,
+)
+take_p.defjvp(lambda t, ans, x, idx, axis: bind(take_p, t, idx, axis=axis), None)
+
+scatter_add_p = Primitive("scatter_add", linear=True)
+scatter_add_p.defvjp(
+    lambda g, ans, operand, idx, updates, axis: g,
+    None,
+    lambda g, ans, operand, idx, updates, axis: bind(take_p, g, idx, axis=axis),
+)
+scatter_add_p.defjvp(
+    lambda t, ans, operand, idx, updates, axis: t,
+    None,
+    lambda t, ans, operand, idx, updates, axis: bind(
+        scatter_add_p, zeros(operand.shape, t.dtype), idx, t, axis=axis
+    ),
+)
+
+
+def _index_tensor(op: str, indices: Any, size: int) -> Tensor:
+    idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    if idx.dtype.kind not in "iu":
+        raise ShapeError(f"{op}: indices must be integers, got dtype {idx.dtype}.")
+    if idx.size and (idx.min() < -size or idx.max() >= size):
+        raise ShapeError(
+            f"{op}: index out of range for an axis of size {size} "
+            f"(got values from {idx.min()} to {idx.max()})."
+        )
+    return as_tensor(np.where(idx < 0, idx + size, idx).astype(np.int64))
+
+
+def take(x: Any, indices: Any, axis: int = 0) -> Tensor:
+    """Elements of ``x`` at integer ``indices`` along ``axis`` (negative indices count back)."""
+    x = as_tensor(x)
+    (axis,) = normalize_axes("take", axis, x.ndim)
+    return bind(take_p, x, _index_tensor("take", indices, x.shape[axis]), axis=axis)
+
+
+def scatter_add(x: Any, indices: Any, updates: Any, axis: int = 0) -> Tensor:
+    """A copy of ``x`` with ``updates`` added at ``indices`` along ``axis`` (repeats add up).
+
+    ``updates`` has ``x``'s shape with axis ``axis`` replaced by ``indices``' shape.
+    """
+    from ._common import promote_args_nobroadcast
+
+    x, updates = promote_args_nobroadcast("scatter_add", [x, updates])
+    (axis,) = normalize_axes("scatter_add", axis, x.ndim)
+    idx = _index_tensor("scatter_add", indices, x.shape[axis])
+    expected = x.shape[:axis] + idx.shape + x.shape[axis + 1 :]
+    if updates.shape != expected:
+        raise ShapeError(
+            f"scatter_add: updates have shape {updates.shape}, but x of shape {x.shape} with "
+            f"indices of shape {idx.shape} along axis {axis} needs {expected}."
+        )
+    return bind(scatter_add_p, x, idx, updates, axis=axis)
+
+
+# ---- NumPy-style indexing ----
+def getitem(x: Tensor, key: Any) -> Tensor:
+    """``x[key]`` for ints, slices, ``None``, ``...`` and one integer array (via ``take``)."""
+    key = key if isinstance(key, tuple) else (key,)
+    arrays = [k for k in key if _is_index_array(k)]
+    if any(isinstance(k, (bool, np.bool_)) or _is_bool_array(k) for k in key):
+        raise TfgradError(
+            "Boolean masks are not supported as indices (the result's shape would depend on the "
+            "data); use tfgrad.where(mask, x, 0) or take with the mask's integer positions."
+        )
+    if len(arrays) > 1:
+        raise TfgradError(
+            "Only one integer-array index per indexing expression is supported; index in two "
+            "steps, e.g. x[rows][:, cols], or use tfgrad.take."
+        )
+    n_ellipsis = sum(k is Ellipsis for k in key)
+    if n_ellipsis > 1:
+        raise ShapeError("An index can only have a single ellipsis ('...').")
+    used = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if used > x.ndim:
+        raise ShapeError(f"Too many indices ({used}) for a tensor of shape {x.shape}.")
+    if n_ellipsis:
+        i = next(i for i, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1 :]
+    else:
+        key = key + (slice(None),) * (x.ndim - used)
+
+    index, final_shape, array_axis, array_key = [], [], None, None
+    axis = 0
+    for k in key:
+        if k is None:
+            final_shape.append(1)
+            continue
+        n = x.shape[axis]
+        if isinstance(k, slice):
+            triple = k.indices(n)
+            index.append(triple)
+            final_shape.append(len(range(*triple)))
+        elif _is_index_array(k):
+            index.append((0, n, 1))
+            array_axis, array_key = len(final_shape), k
+            final_shape.append(n)  # replaced by the take below
+        else:
+            i = int(k)
+            if not -n <= i < n:
+                raise ShapeError(f"Index {i} is out of range for axis {axis} of size {n}.")
+            i %= n
+            index.append((i, i + 1, 1))
+        axis += 1
+    index = tuple(index)
+    out = x
+    if any(triple != (0, n, 1) for triple, n in zip(index, x.shape)):
+        out = bind(slice_p, x, index=index)
+    out = reshape(out, tuple(final_shape))
+    if array_axis is not None:
+        out = take(out, array_key, axis=array_axis)
+    return out
+
+
+def _is_index_array(k: Any) -> bool:
+    if isinstance(k, Tensor):
+        return k.dtype.kind == "i"
+    if isinstance(k, (list, np.ndarray)):
+        return np.asarray(k).dtype.kind in "iu"
+    return False
+
+
+def _is_bool_array(k: Any) -> bool:
+    if isinstance(k, Tensor):
+        return k.dtype.kind == "b"
+    if isinstance(k, (list, np.ndarray)):
+        return np.asarray(k).dtype == np.bool_
+    return False
+

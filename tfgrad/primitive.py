@@ -1,0 +1,162 @@
+"""Primitives and how they are applied: ``bind``, the one entry point of every op.
+
+A :class:`Primitive` is one record: its forward (a backend kernel), one VJP rule and one JVP rule
+per input. Rules are written in tfgrad ops, so they are differentiable again.
+
+Derivatives come from *traces* (JAX's design, HIPS autograd's boxes). Each active transformation
+(a :class:`~tfgrad.GradientTape` recording, a ``jvp`` in progress) is a :class:`Trace` with a
+level; later ones get higher levels. Its values are :class:`Tracer` objects that wrap a primal
+value of a lower level. ``bind`` hands an op to the highest active trace among its inputs; that
+trace unwraps its own tracers, binds the op again on the primals (reaching lower traces in turn,
+and finally the backend), and wraps the result. Because the VJP/JVP rules run on the primals
+through ``bind`` too, an outer tape records an inner tape's sweep: that is how exact higher
+derivatives fall out, with no perturbation confusion.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable
+
+import numpy as np
+
+from . import config
+from .errors import MissingRuleError, NumericalError
+from .tensor import Tensor, wrap
+
+__all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower"]
+
+_levels = itertools.count(1)
+
+
+class Trace:
+    """One active transformation. Subclasses implement :meth:`process`."""
+
+    def __init__(self):
+        self.level = 0
+        self.active = False
+
+    def activate(self) -> None:
+        self.level = next(_levels)
+        self.active = True
+
+    def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
+        raise NotImplementedError
+
+
+class Tracer(Tensor):
+    """A value seen by a trace: a primal (maybe itself a tracer of a lower level) plus what the
+    trace needs. The concrete buffer of the innermost primal is shared, so ``numpy()``,
+    ``item()`` and printing work as for any Tensor."""
+
+    __slots__ = ("primal", "_trace")
+
+    def __init__(self, trace: Trace, primal: Tensor):
+        super().__init__(primal._data, primal._shape, primal._dtype, primal._backend)
+        self.primal = primal
+        self._trace = trace
+
+
+def full_lower(x: Tensor) -> Tensor:
+    """The concrete value under every tracer."""
+    while isinstance(x, Tracer):
+        x = x.primal
+    return x
+
+
+def _lower_inactive(x: Any) -> Any:
+    while isinstance(x, Tracer) and not x._trace.active:
+        x = x.primal
+    return x
+
+
+def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
+    """Apply ``prim`` to tensors: the highest active trace among the inputs processes it;
+    with none, the backend computes it."""
+    top = None
+    lowered = []
+    for a in args:
+        if isinstance(a, Tracer):
+            a = _lower_inactive(a)
+            if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
+                top = a._trace
+        lowered.append(a)
+    if top is not None:
+        return top.process(prim, lowered, params)
+    out = prim.impl(*lowered, **params)
+    if config.numerics_checked():
+        _check_numerics(prim, lowered, out)
+    return out
+
+
+def _check_numerics(prim: Primitive, args: list, out: Tensor) -> None:
+    def finite(t: Tensor) -> bool:
+        if not t.dtype.is_floating:
+            return True
+        return bool(np.isfinite(np.asarray(t.numpy(), dtype=np.float64)).all())
+
+    if all(finite(a) for a in args) and not finite(out):
+        shapes = ", ".join(str(a.shape) for a in args)
+        raise NumericalError(
+            f"{prim.name} turned finite inputs of shapes {shapes} into NaN/inf (output shape "
+            f"{out.shape}, {out.dtype.name}); check the inputs' domain (log of <= 0, sqrt of < 0, "
+            "overflowing exp) or scale them."
+        )
+
+
+class Primitive:
+    """A differentiable op: forward, per-input VJP and JVP rules, in one place.
+
+    ``vjps[i](g, ans, *inputs, **params)`` returns the cotangent of input ``i`` (output-shaped is
+    fine: the tape sums broadcast axes away); ``jvps[i](t, ans, *inputs, **params)`` returns
+    input ``i``'s contribution to the output tangent. A rule may return ``None`` for zero.
+    Variadic primitives (``concatenate``) give ``vjp_all``/``jvp_all`` over all inputs instead.
+    """
+
+    def __init__(self, name: str, backend_op: str | None = None, linear: bool = False):
+        self.name = name
+        self.backend_op = backend_op or name
+        self.linear = linear
+        self.impl: Callable[..., Tensor] = self._run_backend
+        self.vjps: tuple[Callable | None, ...] | None = None
+        self.jvps: tuple[Callable | None, ...] | None = None
+        self.vjp_all: Callable | None = None
+        self.jvp_all: Callable | None = None
+
+    def _run_backend(self, *args: Tensor, **params: Any) -> Tensor:
+        backend = config.current_backend()
+        return wrap(backend.run(self.backend_op, *(a._data for a in args), **params), backend)
+
+    def def_impl(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        self.impl = fn
+        return fn
+
+    def defvjp(self, *rules: Callable | None) -> None:
+        self.vjps = rules
+
+    def defjvp(self, *rules: Callable | None) -> None:
+        self.jvps = rules
+
+    def vjp_rule(self, i: int) -> Callable:
+        if self.vjps is None or i >= len(self.vjps) or self.vjps[i] is None:
+            raise MissingRuleError(
+                f"Primitive {self.name!r} has no VJP rule for input {i}, so reverse mode cannot "
+                f"pass through it; define one with {self.name}_p.defvjp(...) "
+                "(see tfgrad.extend)."
+            )
+        return self.vjps[i]
+
+    def jvp_rule(self, i: int) -> Callable:
+        if self.jvps is None or i >= len(self.jvps) or self.jvps[i] is None:
+            raise MissingRuleError(
+                f"Primitive {self.name!r} has no JVP rule for input {i}, so forward mode cannot "
+                f"pass through it; define one with {self.name}_p.defjvp(...) "
+                "(see tfgrad.extend)."
+            )
+        return self.jvps[i]
+
+    def __call__(self, *args: Tensor, **params: Any) -> Tensor:
+        return bind(self, *args, **params)
+
+    def __repr__(self) -> str:
+        return f"Primitive({self.name!r})"

@@ -1,0 +1,362 @@
+"""Reverse mode: ``GradientTape`` records primitive applications and sweeps them backwards.
+
+The tape is plain data (``tape.records``), and observers (``tape.observe``) see it recorded and
+swept as it happens, which is what the live widgets draw. The sweep walks the records in reverse
+creation order (creation order is a topological order), so it is iterative, visits nodes
+deterministically, and calls one accumulate helper; broadcast axes are summed away in one place
+(:func:`tfgrad.ops.unbroadcast`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from . import config
+from .errors import DtypeError, ShapeError, TapeError
+from .ops import add, astype, broadcast_to, unbroadcast
+from .ops._common import as_tensor, broadcast_shapes
+from .primitive import Primitive, Trace, Tracer, bind, full_lower
+from .tensor import Tensor, ones
+from .tree import tree_flatten, tree_unflatten
+
+__all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent"]
+
+_tape_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Record:
+    """One primitive application on a tape, as plain data.
+
+    ``inputs`` are the variable ids of the tracked inputs (``None`` for a constant), ``output``
+    the id of the result. After a sweep, ``adjoint`` holds the cotangent that reached the
+    output (``None`` if the sweep did not pass through this record).
+    """
+
+    index: int
+    op: str
+    inputs: tuple[int | None, ...]
+    output: int
+    input_shapes: tuple[tuple[int, ...], ...]
+    input_dtypes: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    params: dict
+    implementation: str
+    _prim: Primitive = field(repr=False, default=None)
+    _primals: tuple = field(repr=False, default=())
+    _ans: Tensor | None = field(repr=False, default=None)
+    _adjoint: Tensor | None = field(repr=False, default=None)
+
+    @property
+    def value(self) -> np.ndarray:
+        """The output's value (a NumPy copy)."""
+        return full_lower(self._ans).numpy()
+
+    @property
+    def adjoint(self) -> np.ndarray | None:
+        return None if self._adjoint is None else full_lower(self._adjoint).numpy()
+
+
+@dataclass(eq=False)
+class Leaf:
+    """A watched tensor: the start of the recorded computation."""
+
+    variable: int
+    shape: tuple[int, ...]
+    dtype: str
+    _value: Tensor | None = field(repr=False, default=None)
+    _adjoint: Tensor | None = field(repr=False, default=None)
+
+    @property
+    def value(self) -> np.ndarray:
+        return full_lower(self._value).numpy()
+
+    @property
+    def adjoint(self) -> np.ndarray | None:
+        return None if self._adjoint is None else full_lower(self._adjoint).numpy()
+
+
+@dataclass(frozen=True)
+class TapeEvent:
+    """What an observer is told.
+
+    ``kind`` is ``"watch"`` (a new leaf), ``"record"`` (a new record), ``"sweep_start"``,
+    ``"adjoint"`` (a record's or leaf's cotangent is complete, in sweep order) or
+    ``"sweep_end"``. ``record`` / ``leaf`` point at the tape's own data.
+    """
+
+    kind: str
+    tape_id: int
+    record: Record | None = None
+    leaf: Leaf | None = None
+
+
+class TrackedTensor(Tracer):
+    """A Tensor whose history a :class:`GradientTape` records (returned by ``tape.watch``)."""
+
+    __slots__ = ("variable",)
+
+    def __init__(self, tape: GradientTape, primal: Tensor, variable: int):
+        super().__init__(tape, primal)
+        self.variable = variable
+
+    def _label(self) -> str:
+        return "TrackedTensor"
+
+    def _repr_extra(self) -> str:
+        return f", tape={self._trace.id}, variable={self.variable}"
+
+
+class GradientTape(Trace):
+    """Records operations on watched tensors, then computes gradients by a reverse sweep.
+
+    >>> import tfgrad as tg
+    >>> with tg.GradientTape() as tape:
+    ...     x = tape.watch(tg.tensor(3.0))
+    ...     y = x * x
+    >>> tape.gradient(y, x).item()
+    6.0
+
+    A non-persistent tape allows one ``gradient`` call; ``persistent=True`` allows several.
+    Tapes nest: an outer tape records the inner tape's sweep, which gives exact higher
+    derivatives.
+    """
+
+    def __init__(self, persistent: bool = False):
+        super().__init__()
+        self.id = next(_tape_ids)
+        self.persistent = persistent
+        self.records: list[Record] = []
+        self.leaves: list[Leaf] = []
+        self._variables = itertools.count()
+        self._producer: dict[int, Record | Leaf] = {}
+        self._observers: list[Callable[[TapeEvent], None]] = []
+        self._entered = False
+        self._used = False
+
+    # ---- Recording ----
+    def __enter__(self) -> GradientTape:
+        if self._entered:
+            raise TapeError(
+                f"GradientTape #{self.id} was already entered; a tape records one `with` block. "
+                "Create a new GradientTape for another computation."
+            )
+        self._entered = True
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.active = False
+
+    def watch(self, x: Any) -> TrackedTensor:
+        """Start recording operations on ``x``; returns the tracked tensor to compute with."""
+        if not self.active:
+            raise TapeError(
+                f"GradientTape #{self.id} is not recording: call watch inside its `with` block "
+                "(and outside stop_recording())."
+            )
+        x = as_tensor(x)
+        if not x.dtype.is_floating:
+            raise DtypeError(
+                f"watch: cannot differentiate with respect to a {x.dtype.name} tensor "
+                f"(shape {x.shape}); cast it first, e.g. x.astype('float64')."
+            )
+        if isinstance(x, TrackedTensor) and x._trace is self:
+            return x
+        if isinstance(x, Tracer) and x._trace.active and x._trace.level > self.level:
+            raise TapeError(
+                f"watch: this value is tracked by a trace opened after tape #{self.id}. Watch it "
+                "on the outer tape first, then on the inner one."
+            )
+        leaf = Leaf(next(self._variables), x.shape, x.dtype.name, _value=x)
+        self.leaves.append(leaf)
+        self._producer[leaf.variable] = leaf
+        self._emit(TapeEvent("watch", self.id, leaf=leaf))
+        return TrackedTensor(self, x, leaf.variable)
+
+    @contextlib.contextmanager
+    def stop_recording(self) -> Iterator[None]:
+        """Compute inside this block without recording (tracked values act as constants)."""
+        was_active = self.active
+        self.active = False
+        try:
+            yield
+        finally:
+            self.active = was_active
+
+    def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
+        primals, variables = [], []
+        for a in args:
+            if isinstance(a, TrackedTensor) and a._trace is self:
+                primals.append(a.primal)
+                variables.append(a.variable)
+            else:
+                primals.append(a)
+                variables.append(None)
+        ans = bind(prim, *primals, **params)  # raises before anything is recorded
+        if not ans.dtype.is_floating:
+            return ans
+        record = Record(
+            index=len(self.records),
+            op=prim.name,
+            inputs=tuple(variables),
+            output=next(self._variables),
+            input_shapes=tuple(p.shape for p in primals),
+            input_dtypes=tuple(p.dtype.name for p in primals),
+            shape=ans.shape,
+            dtype=ans.dtype.name,
+            params=dict(params),
+            implementation=config.current_backend().implementation(prim.backend_op),
+            _prim=prim,
+            _primals=tuple(primals),
+            _ans=ans,
+        )
+        self.records.append(record)
+        self._producer[record.output] = record
+        self._emit(TapeEvent("record", self.id, record=record))
+        return TrackedTensor(self, ans, record.output)
+
+    # ---- Observing ----
+    def observe(self, callback: Callable[[TapeEvent], None]) -> Callable[[], None]:
+        """Call ``callback(event)`` on every watch, record and sweep step; returns a function
+        that stops the observation."""
+        self._observers.append(callback)
+        return lambda: self._observers.remove(callback) if callback in self._observers else None
+
+    def _emit(self, event: TapeEvent) -> None:
+        for callback in list(self._observers):
+            callback(event)
+
+    # ---- The reverse sweep ----
+    def gradient(self, target: Any, sources: Any, output_gradients: Any = None) -> Any:
+        """d target / d sources by one reverse sweep.
+
+        ``target`` is a tensor (or a list of them, whose gradients add up); ``sources`` a tensor
+        or a tuple/list/dict of them. Returns the same structure as ``sources``, with ``None``
+        for a source the target does not depend on. ``output_gradients`` (same structure as
+        ``target``) seeds the sweep, giving a vector-Jacobian product; by default ones.
+        """
+        if self._used and not self.persistent:
+            raise TapeError(
+                f"GradientTape #{self.id} was already used by gradient(); a non-persistent tape "
+                "allows one sweep. Create it as GradientTape(persistent=True) to call gradient() "
+                "several times."
+            )
+        targets, _ = tree_flatten(target)
+        source_list, source_def = tree_flatten(sources)
+        seeds = self._seeds(targets, output_gradients)
+        source_vars = [self._source_variable(s, i) for i, s in enumerate(source_list)]
+        self._used = True
+        adjoints = self._sweep(targets, seeds, set(source_vars))
+        results = [adjoints.get(v) for v in source_vars]
+        return tree_unflatten(source_def, results)
+
+    def _source_variable(self, source: Any, position: int) -> int:
+        if not (isinstance(source, TrackedTensor) and source._trace is self):
+            shape = getattr(source, "shape", None)
+            raise TapeError(
+                f"gradient: source {position} (shape {shape}) is not tracked by tape #{self.id}; "
+                "call x = tape.watch(x) inside the `with` block and compute with the returned "
+                "tensor."
+            )
+        return source.variable
+
+    def _seeds(self, targets: list, output_gradients: Any) -> list:
+        if output_gradients is None:
+            grads = [None] * len(targets)
+        else:
+            grads, _ = tree_flatten(output_gradients)
+            if len(grads) != len(targets):
+                raise ShapeError(
+                    f"gradient: {len(grads)} output_gradients for {len(targets)} targets; give "
+                    "one per target."
+                )
+        seeds = []
+        for i, (t, g) in enumerate(zip(targets, grads)):
+            if not isinstance(t, Tensor):
+                raise TapeError(f"gradient: target {i} is a {type(t).__name__}, not a Tensor.")
+            if not t.dtype.is_floating:
+                raise DtypeError(
+                    f"gradient: target {i} has dtype {t.dtype.name}; only floating targets "
+                    "have gradients."
+                )
+            if g is None:
+                seeds.append(ones(t.shape, t.dtype))
+                continue
+            g = as_tensor(g)
+            if g.shape != t.shape:
+                raise ShapeError(
+                    f"gradient: output_gradients[{i}] has shape {g.shape} but target {i} has "
+                    f"shape {t.shape}; they must be equal."
+                )
+            seeds.append(g if g.dtype is t.dtype else astype(g, t.dtype))
+        return seeds
+
+    def _relevant(self, source_vars: set[int]) -> set[int]:
+        # Variables that depend on a source: only their cotangents are worth computing.
+        relevant = set(source_vars)
+        for record in self.records:
+            if any(v in relevant for v in record.inputs if v is not None):
+                relevant.add(record.output)
+        return relevant
+
+    def _sweep(self, targets: list, seeds: list, source_vars: set[int]) -> dict[int, Tensor]:
+        relevant = self._relevant(source_vars)
+        adjoints: dict[int, Tensor] = {}
+        for t, seed in zip(targets, seeds):
+            if isinstance(t, TrackedTensor) and t._trace is self and t.variable in relevant:
+                _accumulate(adjoints, t.variable, seed)
+        self._emit(TapeEvent("sweep_start", self.id))
+        for record in reversed(self.records):
+            if record.output not in adjoints:
+                continue
+            g = adjoints[record.output] if record.output in source_vars else adjoints.pop(
+                record.output
+            )
+            record._adjoint = g
+            self._emit(TapeEvent("adjoint", self.id, record=record))
+            self._backpropagate(record, g, relevant, adjoints)
+        for leaf in self.leaves:
+            if leaf.variable in adjoints:
+                leaf._adjoint = adjoints[leaf.variable]
+                self._emit(TapeEvent("adjoint", self.id, leaf=leaf))
+        self._emit(TapeEvent("sweep_end", self.id))
+        return adjoints
+
+    def _backpropagate(self, record: Record, g: Tensor, relevant: set, adjoints: dict) -> None:
+        prim, primals, params = record._prim, record._primals, record.params
+        wanted = [i for i, v in enumerate(record.inputs) if v is not None and v in relevant]
+        if not wanted:
+            return
+        if prim.vjp_all is not None:
+            all_cotangents = prim.vjp_all(g, record._ans, *primals, **params)
+            cotangents = {i: all_cotangents[i] for i in wanted}
+        else:
+            cotangents = {i: prim.vjp_rule(i)(g, record._ans, *primals, **params) for i in wanted}
+        for i, c in cotangents.items():
+            if c is not None:
+                _accumulate(adjoints, record.inputs[i], _fit(c, primals[i]))
+
+
+def _fit(c: Tensor, like: Tensor) -> Tensor:
+    """A rule's cotangent brought to its input's shape and dtype (the one place that sums
+    broadcast axes away)."""
+    c = as_tensor(c)
+    if c.shape != like.shape:
+        full_shape = broadcast_shapes("gradient", c.shape, like.shape)
+        if c.shape != full_shape:
+            c = broadcast_to(c, full_shape)
+        c = unbroadcast(c, like.shape)
+    return c if c.dtype is like.dtype else astype(c, like.dtype)
+
+
+def _accumulate(adjoints: dict[int, Tensor], variable: int, c: Tensor) -> None:
+    # Fan-out: a value used twice receives the sum of both cotangents.
+    adjoints[variable] = add(adjoints[variable], c) if variable in adjoints else c
+

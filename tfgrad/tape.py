@@ -261,9 +261,9 @@ class GradientTape(Trace):
         if not (isinstance(source, TrackedTensor) and source._trace is self):
             shape = getattr(source, "shape", None)
             raise TapeError(
-                f"gradient: source {position} (shape {shape}) is not tracked by tape #{self.id}; "
-                "call x = tape.watch(x) inside the `with` block and compute with the returned "
-                "tensor."
+                f"gradient: source {position} (shape {shape}) is not tracked by tape #{self.id}. "
+                "tape.watch(x) returns a new, tracked tensor: write x = tape.watch(x) inside the "
+                "`with` block and compute with that x."
             )
         return source.variable
 

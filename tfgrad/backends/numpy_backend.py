@@ -62,8 +62,10 @@ def _slice(x, index):
 
 
 def _scatter_add(operand, indices, updates, axis):
+    # updates has shape operand.shape[:axis] + indices.shape + operand.shape[axis + 1:]
+    k = indices.ndim
     out = np.moveaxis(operand.copy(), axis, 0)
-    np.add.at(out, indices, np.moveaxis(updates, axis, 0))
+    np.add.at(out, indices, np.moveaxis(updates, tuple(range(axis, axis + k)), tuple(range(k))))
     return np.ascontiguousarray(np.moveaxis(out, 0, axis))
 
 

@@ -1,0 +1,274 @@
+"""The one table of ops that drives the op tests: each op beside its NumPy reference, the
+shapes and parameters to draw, the input domain, and how often it is differentiable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import tfgrad as tg
+
+
+@dataclass(frozen=True)
+class OpCase:
+    name: str
+    fn: Callable  # (*tfgrad tensors, **params) -> tensor
+    ref: Callable  # (*numpy arrays, **params) -> array
+    draw: Callable  # (hypothesis data, min_side) -> (shapes, params)
+    domain: tuple = (-2.0, 2.0)  # inputs drawn uniformly here (per arg if a tuple of tuples)
+    order: int = 2  # 0: not differentiable, 1: first derivatives only
+    rtol32: float = 2e-5
+    dtypes: tuple = ("float64", "float32")
+    both_signs: bool = False  # draw from -domain too (ops with a kink at 0, kept away from it)
+
+    def domains(self, n: int) -> list[tuple[float, float]]:
+        if isinstance(self.domain[0], tuple):
+            return list(self.domain)
+        return [self.domain] * n
+
+
+# ---- Shape strategies ----
+def unary(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=min_side, max_side=4))
+    return [shape], {}
+
+
+def broadcast(n):
+    def draw(data, min_side):
+        shapes = data.draw(
+            hnp.mutually_broadcastable_shapes(
+                num_shapes=n, min_dims=0, max_dims=3, min_side=min_side, max_side=3
+            )
+        )
+        return list(shapes.input_shapes), {}
+
+    return draw
+
+
+def reduction(nonempty: bool = False):
+    def draw(data, min_side):
+        side = max(min_side, 1 if nonempty else 0)
+        shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=side, max_side=4))
+        nd = len(shape)
+        axis = data.draw(
+            st.one_of(
+                st.none(),
+                st.integers(-nd, nd - 1) if nd else st.none(),
+                st.lists(st.integers(0, nd - 1), unique=True, max_size=nd).map(tuple)
+                if nd
+                else st.none(),
+            )
+        )
+        return [shape], {"axis": axis, "keepdims": data.draw(st.booleans())}
+
+    return draw
+
+
+def one_axis(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=max(min_side, 1),
+                                       max_side=4))  # fmt: skip
+    return [shape], {"axis": data.draw(st.integers(-len(shape), len(shape) - 1))}
+
+
+def matmul_shapes(data, min_side):
+    m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
+    kind = data.draw(st.sampled_from(["mm", "mv", "vm", "vv", "batched", "broadcast"]))
+    b = data.draw(st.integers(1, 3))
+    shapes = {
+        "mm": [(m, k), (k, n)],
+        "mv": [(m, k), (k,)],
+        "vm": [(k,), (k, n)],
+        "vv": [(k,), (k,)],
+        "batched": [(b, m, k), (b, k, n)],
+        "broadcast": [(b, 1, m, k), (2, k, n)],
+    }[kind]
+    return shapes, {}
+
+
+def reshape_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=min_side, max_side=4))
+    size = int(np.prod(shape))
+    target = data.draw(st.sampled_from([(size,), (-1,), tuple(reversed(shape)), (1, size)]))
+    return [shape], {"shape": target}
+
+
+def transpose_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=min_side, max_side=4))
+    axes = data.draw(st.permutations(range(len(shape))))
+    return [shape], {"axes": tuple(axes)}
+
+
+def broadcast_to_shapes(data, min_side):
+    shapes = data.draw(hnp.mutually_broadcastable_shapes(num_shapes=1, max_dims=3, max_side=3,
+                                                         min_side=min_side))  # fmt: skip
+    return [shapes.input_shapes[0]], {"shape": shapes.result_shape}
+
+
+def concat_shapes(data, min_side):
+    shape = list(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    n = data.draw(st.integers(1, 3))
+    shapes = []
+    for _ in range(n):
+        s = list(shape)
+        s[axis] = data.draw(st.integers(min_side, 3))
+        shapes.append(tuple(s))
+    return shapes, {"axis": axis}
+
+
+def stack_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=min_side, max_side=3))
+    n = data.draw(st.integers(1, 3))
+    return [shape] * n, {"axis": data.draw(st.integers(-len(shape) - 1, len(shape)))}
+
+
+def index_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5))
+    key = data.draw(hnp.basic_indices(shape, allow_newaxis=True, allow_ellipsis=True))
+    return [shape], {"key": key}
+
+
+def array_index_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    idx = data.draw(st.lists(st.integers(-shape[axis], shape[axis] - 1), min_size=1, max_size=5))
+    key = (slice(None),) * axis + (idx,)
+    return [shape], {"key": key}
+
+
+def take_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    idx_shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=3))
+    idx = data.draw(hnp.arrays(np.int64, idx_shape, elements=st.integers(0, shape[axis] - 1)))
+    return [shape], {"indices": idx, "axis": axis}
+
+
+def scatter_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    n = data.draw(st.integers(1, 5))
+    idx = np.array(data.draw(st.lists(st.integers(0, shape[axis] - 1), min_size=n, max_size=n)))
+    updates = shape[:axis] + (n,) + shape[axis + 1 :]
+    return [shape, updates], {"indices": idx, "axis": axis}
+
+
+def split_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4))
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    points = sorted(data.draw(st.lists(st.integers(0, shape[axis]), max_size=2)))
+    return [shape], {"indices_or_sections": points, "axis": axis}
+
+
+def square_shapes(data, min_side):
+    n = data.draw(st.integers(1, 4))
+    m = data.draw(st.integers(1, 4))
+    return [(n, m)], {"k": data.draw(st.integers(-2, 2))}
+
+
+def vector_shapes(data, min_side):
+    return [(data.draw(st.integers(1, 4)),)], {"k": data.draw(st.integers(-2, 2))}
+
+
+def two_vectors(data, min_side):
+    return [(data.draw(st.integers(1, 4)),), (data.draw(st.integers(1, 4)),)], {}
+
+
+# ---- NumPy references for composites ----
+def _np_logsumexp(x, axis=None, keepdims=False):
+    m = np.max(x, axis=axis, keepdims=True) if x.size else 0.0
+    out = np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else np.squeeze(out, axis=axis if axis is not None else None)
+
+
+def _np_softmax(x, axis):
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def _np_scatter_add(x, updates, indices, axis):
+    out = np.moveaxis(x.copy(), axis, 0)
+    np.add.at(out, indices, np.moveaxis(updates, axis, 0))
+    return np.moveaxis(out, 0, axis)
+
+
+def _np_split(x, indices_or_sections, axis):
+    return np.concatenate([p.ravel() for p in np.split(x, indices_or_sections, axis)])
+
+
+def _tg_split(x, indices_or_sections, axis):
+    return tg.concatenate([tg.reshape(p, (-1,)) for p in tg.split(x, indices_or_sections, axis)])
+
+
+POSITIVE = (0.3, 2.0)
+AWAY_FROM_ZERO = (0.3, 2.0)
+
+OPS = [
+    # ---- Unary ----
+    OpCase("negative", tg.negative, np.negative, unary),
+    OpCase("exp", tg.exp, np.exp, unary),
+    OpCase("log", tg.log, np.log, unary, POSITIVE),
+    OpCase("log1p", tg.log1p, np.log1p, unary, (-0.5, 2.0)),
+    OpCase("expm1", tg.expm1, np.expm1, unary),
+    OpCase("sin", tg.sin, np.sin, unary),
+    OpCase("cos", tg.cos, np.cos, unary),
+    OpCase("tan", tg.tan, np.tan, unary, (-1.2, 1.2)),
+    OpCase("tanh", tg.tanh, np.tanh, unary),
+    OpCase("sigmoid", tg.sigmoid, lambda x: 1 / (1 + np.exp(-x)), unary),
+    OpCase("relu", tg.relu, lambda x: np.maximum(x, 0), unary, AWAY_FROM_ZERO, both_signs=True),
+    OpCase("softplus", tg.softplus, lambda x: np.log1p(np.exp(x)), unary),
+    OpCase("sqrt", tg.sqrt, np.sqrt, unary, POSITIVE),
+    OpCase("square", tg.square, np.square, unary),
+    OpCase("abs", tg.abs, np.abs, unary, AWAY_FROM_ZERO, both_signs=True),
+    OpCase("sign", tg.sign, np.sign, unary, AWAY_FROM_ZERO, order=1, both_signs=True),
+    # ---- Binary (broadcasting) ----
+    OpCase("add", tg.add, np.add, broadcast(2)),
+    OpCase("subtract", tg.subtract, np.subtract, broadcast(2)),
+    OpCase("multiply", tg.multiply, np.multiply, broadcast(2)),
+    OpCase("divide", tg.divide, np.divide, broadcast(2), ((-2.0, 2.0), POSITIVE)),
+    OpCase("power", tg.power, np.power, broadcast(2), (POSITIVE, (-2.0, 2.0)), rtol32=1e-4),
+    OpCase("maximum", tg.maximum, np.maximum, broadcast(2)),
+    OpCase("minimum", tg.minimum, np.minimum, broadcast(2)),
+    OpCase("where", lambda c, x, y: tg.where(c > 0, x, y),
+           lambda c, x, y: np.where(c > 0, x, y), broadcast(3)),  # fmt: skip
+    OpCase("clip", lambda x: tg.clip(x, -0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), unary),
+    # ---- Reductions and scans ----
+    OpCase("sum", tg.sum, np.sum, reduction()),
+    OpCase("mean", tg.mean, np.mean, reduction(nonempty=True)),
+    OpCase("var", tg.var, np.var, reduction(nonempty=True), rtol32=1e-4),
+    OpCase("max", tg.max, np.max, reduction(nonempty=True)),
+    OpCase("min", tg.min, np.min, reduction(nonempty=True)),
+    OpCase("prod", tg.prod, np.prod, reduction(), (0.5, 1.5), rtol32=1e-4),
+    OpCase("logsumexp", tg.logsumexp, _np_logsumexp, reduction(nonempty=True)),
+    OpCase("softmax", tg.softmax, _np_softmax, one_axis),
+    OpCase("log_softmax", tg.log_softmax, lambda x, axis: np.log(_np_softmax(x, axis)), one_axis),
+    OpCase("cumsum", tg.cumsum, np.cumsum, one_axis, rtol32=1e-4),
+    # ---- Shapes and movement ----
+    OpCase("reshape", tg.reshape, np.reshape, reshape_shapes),
+    OpCase("transpose", tg.transpose, np.transpose, transpose_shapes),
+    OpCase("broadcast_to", tg.broadcast_to, np.broadcast_to, broadcast_to_shapes),
+    OpCase("concatenate", lambda *xs, axis: tg.concatenate(xs, axis),
+           lambda *xs, axis: np.concatenate(xs, axis), concat_shapes),  # fmt: skip
+    OpCase("stack", lambda *xs, axis: tg.stack(xs, axis),
+           lambda *xs, axis: np.stack(xs, axis), stack_shapes),  # fmt: skip
+    OpCase("split", _tg_split, _np_split, split_shapes),
+    OpCase("getitem", lambda x, key: x[key], lambda x, key: x[key], index_shapes),
+    OpCase("getitem_array", lambda x, key: x[key], lambda x, key: x[key], array_index_shapes),
+    OpCase("take", tg.take, np.take, take_shapes),
+    OpCase("scatter_add", lambda x, u, indices, axis: tg.scatter_add(x, indices, u, axis),
+           _np_scatter_add, scatter_shapes),  # fmt: skip
+    # ---- Linear algebra ----
+    OpCase("matmul", tg.matmul, np.matmul, matmul_shapes, rtol32=1e-4),
+    OpCase("dot", tg.dot, np.dot, lambda d, s: ([(3,), (3,)], {}) if d.draw(st.booleans())
+           else ([(2, 3), (3,)], {})),  # fmt: skip
+    OpCase("outer", tg.outer, np.outer, two_vectors),
+    OpCase("diag_of_matrix", tg.diag, np.diag, square_shapes),
+    OpCase("diag_of_vector", tg.diag, np.diag, vector_shapes),
+    OpCase("trace", tg.trace, lambda x, k: np.trace(x, k), square_shapes),
+]
+
+OPS_BY_NAME = {case.name: case for case in OPS}

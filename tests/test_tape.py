@@ -1,0 +1,223 @@
+"""GradientTape semantics: what is recorded, how the sweep accumulates, persistence, nesting,
+stopping gradients, long chains, determinism and the observer events widgets build on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tfgrad as tg
+from tfgrad.errors import TapeError
+
+
+def test_records_are_plain_data(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([1.0, 2.0]))
+        y = tg.sum(x * x + tg.sin(x))
+    ops = [r.op for r in tape.records]
+    assert ops == ["mul", "sin", "add", "sum"]
+    mul = tape.records[0]
+    assert mul.index == 0 and mul.inputs == (0, 0) and mul.shape == (2,)
+    assert mul.input_shapes == ((2,), (2,)) and mul.dtype == "float64"
+    assert mul.implementation == backend.name
+    assert tape.records[3].params == {"axes": (0,), "keepdims": False}
+    np.testing.assert_allclose(tape.records[0].value, [1.0, 4.0])
+    assert all(r.adjoint is None for r in tape.records)  # no sweep yet
+    tape.gradient(y, x)
+    np.testing.assert_allclose(tape.records[3].adjoint, 1.0)
+    np.testing.assert_allclose(tape.records[0].adjoint, [1.0, 1.0])
+    np.testing.assert_allclose(tape.leaves[0].adjoint, 2 * np.array([1.0, 2.0]) + np.cos([1, 2]))
+
+
+def test_fan_out_accumulates(backend):
+    # y = x*x + x uses x three times: dy/dx = 2x + 1
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor(3.0))
+        y = x * x + x
+    assert tape.gradient(y, x).item() == 7.0
+
+
+def test_broadcasting_is_summed_away(backend):
+    with tg.GradientTape() as tape:
+        a = tape.watch(tg.tensor([[1.0], [2.0]]))  # (2, 1)
+        b = tape.watch(tg.tensor([10.0, 20.0, 30.0]))  # (3,)
+        y = tg.sum(a * b)
+    ga, gb = tape.gradient(y, [a, b])
+    assert ga.shape == (2, 1) and gb.shape == (3,)
+    np.testing.assert_allclose(ga.numpy(), [[60.0], [60.0]])
+    np.testing.assert_allclose(gb.numpy(), [3.0, 3.0, 3.0])
+
+
+def test_unconnected_source_gives_none_and_structure_is_kept(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor(1.0))
+        z = tape.watch(tg.tensor(2.0))
+        y = x * 5.0
+    grads = tape.gradient(y, {"x": x, "z": z})
+    assert grads["z"] is None and grads["x"].item() == 5.0
+
+
+def test_persistent_tape_allows_several_sweeps(backend):
+    with tg.GradientTape(persistent=True) as tape:
+        x = tape.watch(tg.tensor(2.0))
+        y = x**3
+        z = y * 2.0
+    assert tape.gradient(y, x).item() == 12.0
+    assert tape.gradient(z, x).item() == 24.0
+    assert tape.gradient(z, y).item() == 2.0  # an intermediate as source
+
+
+def test_non_persistent_tape_refuses_a_second_sweep(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor(2.0))
+        y = x * x
+    tape.gradient(y, x)
+    with pytest.raises(TapeError, match="persistent=True"):
+        tape.gradient(y, x)
+
+
+def test_output_gradients_give_a_vjp(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([1.0, 2.0, 3.0]))
+        y = x * x
+    g = tape.gradient(y, x, output_gradients=tg.tensor([1.0, 0.0, -1.0]))
+    np.testing.assert_allclose(g.numpy(), [2.0, 0.0, -6.0])
+
+
+def test_nested_tapes_give_exact_second_and_third_derivatives(backend):
+    with tg.GradientTape() as t3:
+        x3 = t3.watch(tg.tensor(0.7))
+        with tg.GradientTape() as t2:
+            x2 = t2.watch(x3)
+            with tg.GradientTape() as t1:
+                x1 = t1.watch(x2)
+                y = tg.sin(x1) * x1
+            dy = t1.gradient(y, x1)
+        d2y = t2.gradient(dy, x2)
+    d3y = t3.gradient(d2y, x3)
+    v = 0.7
+    assert dy.item() == pytest.approx(np.cos(v) * v + np.sin(v), rel=1e-14)
+    assert d2y.item() == pytest.approx(-np.sin(v) * v + 2 * np.cos(v), rel=1e-14)
+    assert d3y.item() == pytest.approx(-np.cos(v) * v - 3 * np.sin(v), rel=1e-14)
+
+
+def test_watch_returns_the_tensor_to_use(backend):
+    # The TensorFlow habit (calling watch for its side effect) gets an error that says why.
+    x = tg.tensor(1.0)
+    with tg.GradientTape() as tape:
+        tape.watch(x)
+        y = x * x
+    with pytest.raises(TapeError, match="x = tape.watch"):
+        tape.gradient(y, x)
+
+
+def test_outer_tape_records_the_inner_sweep(backend):
+    with tg.GradientTape() as outer:
+        x = outer.watch(tg.tensor(2.0))
+        with tg.GradientTape() as inner:
+            x_in = inner.watch(x)
+            y = x_in * x_in * x_in
+        n_before = len(outer.records)
+        inner.gradient(y, x_in)
+        swept = outer.records[n_before:]
+    assert swept, "the inner sweep's ops must appear on the outer tape"
+    assert {r.op for r in swept} >= {"mul"}
+
+
+def test_stop_gradient_and_stop_recording(backend):
+    with tg.GradientTape(persistent=True) as tape:
+        x = tape.watch(tg.tensor(3.0))
+        y = x * tg.stop_gradient(x)  # d/dx = stop_gradient(x) = 3
+        with tape.stop_recording():
+            z = x * x  # not recorded: a constant
+        n = len(tape.records)
+        w = y + z
+    assert tape.gradient(y, x).item() == 3.0
+    assert tape.gradient(w, x).item() == 3.0
+    assert [r.op for r in tape.records[:n]] == ["mul"]
+
+
+def test_stop_gradient_in_every_mode(backend):
+    f = lambda x: tg.sum(x * tg.stop_gradient(x))  # noqa: E731
+    x = tg.tensor([1.0, 2.0])
+    np.testing.assert_allclose(tg.grad(f)(x).numpy(), [1.0, 2.0])
+    np.testing.assert_allclose(tg.jvp(f, (x,), (tg.ones(2),))[1].item(), 3.0)
+
+
+def test_a_100000_op_chain_sweeps_iteratively():
+    with tg.use_backend("numpy"):
+        with tg.GradientTape() as tape:
+            x = tape.watch(tg.tensor(1.0))
+            y = x
+            for _ in range(100_000):
+                y = y * 1.0
+        assert len(tape.records) == 100_000
+        assert tape.gradient(y, x).item() == 1.0
+
+
+def test_sweep_order_is_deterministic(backend):
+    def sweep_order():
+        order = []
+        with tg.GradientTape() as tape:
+            x = tape.watch(tg.tensor([0.5, 1.5]))
+            a, b = tg.sin(x), tg.cos(x)
+            y = tg.sum(a * b + a + b * x)
+        tape.observe(lambda e: order.append((e.kind, e.record.index if e.record else None)))
+        g = tape.gradient(y, x)
+        return order, g.numpy().tobytes()
+
+    first = sweep_order()
+    assert all(sweep_order() == first for _ in range(3))
+    indices = [i for kind, i in first[0] if kind == "adjoint" and i is not None]
+    assert indices == sorted(indices, reverse=True)
+
+
+def test_observer_sees_recording_and_sweep(backend):
+    events = []
+    tape = tg.GradientTape()
+    stop = tape.observe(events.append)
+    with tape:
+        x = tape.watch(tg.tensor(2.0))
+        y = x * x + 1.0
+    tape.gradient(y, x)
+    kinds = [e.kind for e in events]
+    assert kinds == ["watch", "record", "record", "sweep_start", "adjoint", "adjoint", "adjoint",
+                     "sweep_end"]  # fmt: skip
+    assert events[1].record is tape.records[0]
+    assert events[-2].leaf is tape.leaves[0] and events[-2].leaf.adjoint == 4.0
+    stop()
+    with tg.GradientTape() as tape2:
+        tape2.watch(tg.tensor(1.0))
+    assert len(events) == 8  # the other tape is not observed; stop() also detached this one
+
+
+def test_tracked_values_escape_as_constants(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor(2.0))
+        y = x * x
+    z = y * 3.0  # after the block: not recorded
+    assert len(tape.records) == 1
+    assert z.item() == 12.0
+    assert "TrackedTensor" in repr(x)
+
+
+def test_watch_requires_an_active_tape(backend):
+    tape = tg.GradientTape()
+    with pytest.raises(TapeError, match="with"):
+        tape.watch(tg.tensor(1.0))
+    with tape:
+        pass
+    with pytest.raises(TapeError):
+        tape.watch(tg.tensor(1.0))
+    with pytest.raises(TapeError, match="already entered"):
+        with tape:
+            pass
+
+
+def test_integer_ops_are_not_recorded(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([1.0, -2.0]))
+        mask = x > 0
+        y = tg.sum(tg.where(mask, x, 0.0))
+    assert "gt" not in [r.op for r in tape.records]
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), [1.0, 0.0])

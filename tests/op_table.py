@@ -233,8 +233,12 @@ OPS = [
     OpCase("power", tg.power, np.power, broadcast(2), (POSITIVE, (-2.0, 2.0)), rtol32=1e-4),
     OpCase("maximum", tg.maximum, np.maximum, broadcast(2)),
     OpCase("minimum", tg.minimum, np.minimum, broadcast(2)),
-    OpCase("where", lambda c, x, y: tg.where(c > 0, x, y),
-           lambda c, x, y: np.where(c > 0, x, y), broadcast(3)),  # fmt: skip
+    OpCase(
+        "where",
+        lambda c, x, y: tg.where(c > 0, x, y),
+        lambda c, x, y: np.where(c > 0, x, y),
+        broadcast(3),
+    ),  # fmt: skip
     OpCase("clip", lambda x: tg.clip(x, -0.5, 0.7), lambda x: np.clip(x, -0.5, 0.7), unary),
     # ---- Reductions and scans ----
     OpCase("sum", tg.sum, np.sum, reduction()),
@@ -251,20 +255,36 @@ OPS = [
     OpCase("reshape", tg.reshape, np.reshape, reshape_shapes),
     OpCase("transpose", tg.transpose, np.transpose, transpose_shapes),
     OpCase("broadcast_to", tg.broadcast_to, np.broadcast_to, broadcast_to_shapes),
-    OpCase("concatenate", lambda *xs, axis: tg.concatenate(xs, axis),
-           lambda *xs, axis: np.concatenate(xs, axis), concat_shapes),  # fmt: skip
-    OpCase("stack", lambda *xs, axis: tg.stack(xs, axis),
-           lambda *xs, axis: np.stack(xs, axis), stack_shapes),  # fmt: skip
+    OpCase(
+        "concatenate",
+        lambda *xs, axis: tg.concatenate(xs, axis),
+        lambda *xs, axis: np.concatenate(xs, axis),
+        concat_shapes,
+    ),  # fmt: skip
+    OpCase(
+        "stack",
+        lambda *xs, axis: tg.stack(xs, axis),
+        lambda *xs, axis: np.stack(xs, axis),
+        stack_shapes,
+    ),  # fmt: skip
     OpCase("split", _tg_split, _np_split, split_shapes),
     OpCase("getitem", lambda x, key: x[key], lambda x, key: x[key], index_shapes),
     OpCase("getitem_array", lambda x, key: x[key], lambda x, key: x[key], array_index_shapes),
     OpCase("take", tg.take, np.take, take_shapes),
-    OpCase("scatter_add", lambda x, u, indices, axis: tg.scatter_add(x, indices, u, axis),
-           _np_scatter_add, scatter_shapes),  # fmt: skip
+    OpCase(
+        "scatter_add",
+        lambda x, u, indices, axis: tg.scatter_add(x, indices, u, axis),
+        _np_scatter_add,
+        scatter_shapes,
+    ),  # fmt: skip
     # ---- Linear algebra ----
     OpCase("matmul", tg.matmul, np.matmul, matmul_shapes, rtol32=1e-4),
-    OpCase("dot", tg.dot, np.dot, lambda d, s: ([(3,), (3,)], {}) if d.draw(st.booleans())
-           else ([(2, 3), (3,)], {})),  # fmt: skip
+    OpCase(
+        "dot",
+        tg.dot,
+        np.dot,
+        lambda d, s: ([(3,), (3,)], {}) if d.draw(st.booleans()) else ([(2, 3), (3,)], {}),
+    ),  # fmt: skip
     OpCase("outer", tg.outer, np.outer, two_vectors),
     OpCase("diag_of_matrix", tg.diag, np.diag, square_shapes),
     OpCase("diag_of_vector", tg.diag, np.diag, vector_shapes),

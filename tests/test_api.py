@@ -103,9 +103,9 @@ def test_jacrev_jacfwd_and_the_hybrid_choice(backend):
     for f in (wide, tall):
         jr, jf = tg.jacrev(f)(x), tg.jacfwd(f)(x)
         np.testing.assert_allclose(jr.numpy(), jf.numpy(), rtol=1e-14)
-    expected = np.cos(x.numpy())[:, None, None] * np.arange(4.0)[None, :, None] * np.eye(3)[
-        :, None, :
-    ]
+    expected = (
+        np.cos(x.numpy())[:, None, None] * np.arange(4.0)[None, :, None] * np.eye(3)[:, None, :]
+    )
     np.testing.assert_allclose(tg.jacrev(tall)(x).numpy(), expected, atol=1e-15)
     auto = tg.jacobian(tall)
     auto(x)

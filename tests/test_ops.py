@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from op_table import OPS, OpCase
 
 import tfgrad as tg
-from op_table import OPS, OpCase
 
 DIFFERENTIABLE = [case for case in OPS if case.order > 0]
 

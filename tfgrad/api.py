@@ -133,7 +133,9 @@ def vjp(f: Callable, *primals: Any, has_aux: bool = False):
     def vjp_fn(cotangent: Any) -> tuple:
         cot_leaves, _ = tree_flatten(cotangent)
         if len(cot_leaves) != len(out_leaves):
-            raise ShapeError(f"vjp_fn: expected {len(out_leaves)} cotangents, got {len(cot_leaves)}.")
+            raise ShapeError(
+                f"vjp_fn: expected {len(out_leaves)} cotangents, got {len(cot_leaves)}."
+            )
         grads = tape.gradient(out_leaves, watched, output_gradients=cot_leaves)
         return tuple(_zeros_for_none(grads, watched))
 

@@ -7,7 +7,7 @@ Because JVP rules are tfgrad ops, forward mode composes with tapes in any order:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 from .errors import DtypeError, ShapeError
 from .ops import add, astype, broadcast_to

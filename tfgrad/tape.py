@@ -316,8 +316,10 @@ class GradientTape(Trace):
         for record in reversed(self.records):
             if record.output not in adjoints:
                 continue
-            g = adjoints[record.output] if record.output in source_vars else adjoints.pop(
-                record.output
+            g = (
+                adjoints[record.output]
+                if record.output in source_vars
+                else adjoints.pop(record.output)
             )
             record._adjoint = g
             self._emit(TapeEvent("adjoint", self.id, record=record))
@@ -359,4 +361,3 @@ def _fit(c: Tensor, like: Tensor) -> Tensor:
 def _accumulate(adjoints: dict[int, Tensor], variable: int, c: Tensor) -> None:
     # Fan-out: a value used twice receives the sum of both cotangents.
     adjoints[variable] = add(adjoints[variable], c) if variable in adjoints else c
-

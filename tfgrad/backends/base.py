@@ -39,8 +39,20 @@ from ..errors import BackendError
 
 __all__ = ["Backend", "register_backend", "get_backend_class", "BACKEND_OPS"]
 
-UNARY_OPS = ("neg", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs",
-             "sign")
+UNARY_OPS = (
+    "neg",
+    "exp",
+    "log",
+    "log1p",
+    "expm1",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sqrt",
+    "abs",
+    "sign",
+)
 BINARY_OPS = ("add", "sub", "mul", "div", "pow", "maximum", "minimum")
 COMPARE_OPS = ("eq", "ne", "lt", "le", "gt", "ge")
 BACKEND_OPS = (

@@ -9,7 +9,17 @@ from ..primitive import full_lower
 from ..tensor import Tensor
 from ._common import as_tensor, normalize_axes, to_float
 from .elementwise import (
-    abs, exp, greater, log, log1p, maximum, minimum, multiply, subtract, tanh, where,
+    abs,
+    exp,
+    greater,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+    tanh,
+    where,
 )  # fmt: skip
 from .movement import squeeze
 from .reduce import max, sum

@@ -159,7 +159,9 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 
     xs = promote_args_nobroadcast("concatenate", tensors)
     if xs[0].ndim == 0:
-        raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated; stack them.")
+        raise ShapeError(
+            "concatenate: zero-dimensional tensors cannot be concatenated; stack them."
+        )
     (axis,) = normalize_axes("concatenate", axis, xs[0].ndim)
     for x in xs[1:]:
         if x.ndim != xs[0].ndim or any(
@@ -340,4 +342,3 @@ def _is_bool_array(k: Any) -> bool:
     if isinstance(k, (list, np.ndarray)):
         return np.asarray(k).dtype == np.bool_
     return False
-

@@ -123,4 +123,3 @@ def cumsum(x: Any, axis: int | None = None, reverse: bool = False) -> Tensor:
     if x.ndim == 0:
         x = reshape(x, (1,))
     return bind(cumsum_p, x, axis=axis, reverse=bool(reverse))
-

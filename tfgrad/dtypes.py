@@ -110,17 +110,21 @@ def promote(a: DType, b: DType) -> DType:
 
 
 def _weak_kind(value) -> str | None:
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool):
         return "b"
-    if isinstance(value, (int, np.integer)):
+    if isinstance(value, int):
         return "i"
-    if isinstance(value, (float, np.floating)):
+    if isinstance(value, float):
         return "f"
     return None
 
 
 def result_dtype(*dtypes_or_scalars) -> DType:
     """Promote strong dtypes and weak Python scalars together, as NumPy 2 does."""
+    # NumPy scalars (np.float32(1), np.int64(2)) carry their dtype: strong, as in NumPy 2.
+    dtypes_or_scalars = [
+        as_dtype(s.dtype) if isinstance(s, np.generic) else s for s in dtypes_or_scalars
+    ]
     strong = [d for d in dtypes_or_scalars if isinstance(d, DType)]
     weak = [_weak_kind(s) for s in dtypes_or_scalars if not isinstance(s, DType)]
     if strong:

@@ -252,8 +252,15 @@ class GradientTape(Trace):
         source_list, source_def = tree_flatten(sources)
         seeds = self._seeds(targets, output_gradients)
         source_vars = [self._source_variable(s, i) for i, s in enumerate(source_list)]
+        previous = [r._adjoint for r in self.records] + [leaf._adjoint for leaf in self.leaves]
+        try:
+            adjoints = self._sweep(targets, seeds, set(source_vars))
+        except BaseException:
+            # A failed sweep (a missing rule, say) leaves the tape as it was: usable again.
+            for item, adjoint in zip(self.records + self.leaves, previous):
+                item._adjoint = adjoint
+            raise
         self._used = True
-        adjoints = self._sweep(targets, seeds, set(source_vars))
         results = [adjoints.get(v) for v in source_vars]
         return tree_unflatten(source_def, results)
 

@@ -149,8 +149,12 @@ class Tensor:
     def T(self) -> Tensor:
         return _ops.transpose(self)
 
-    def sum(self, axis=None, keepdims=False) -> Tensor:
-        return _ops.sum(self, axis, keepdims)
+    def sum(self, axis=None, keepdims=False, dtype=None, out=None) -> Tensor:
+        # dtype/out: numpy.sum(tensor) calls tensor.sum(axis=..., dtype=..., out=...)
+        if out is not None:
+            raise TfgradError("sum: out= is not supported; tensors are immutable.")
+        total = _ops.sum(self, axis, keepdims)
+        return total if dtype is None else total.astype(dtype)
 
     def mean(self, axis=None, keepdims=False) -> Tensor:
         return _ops.mean(self, axis, keepdims)

@@ -36,9 +36,17 @@ def unit_float64(words: np.ndarray) -> np.ndarray:
     return (words >> np.uint64(11)).astype(np.float64) * (1.0 / 2**53)
 
 
+# Significand bits per dtype: a draw keeps this many top bits, so it is exact in the dtype and
+# never rounds up to 1.0 (a float64 draw rounded to float16 would, about once in 7000).
+MANTISSA_BITS = {"float64": 53, "float32": 24, "float16": 11, "bfloat16": 8}
+
+
 def uniform(seed: int, counter: int, n: int, dtype) -> np.ndarray:
-    """Standard uniform draws in [0, 1), computed in float64, rounded to ``dtype``."""
-    return unit_float64(bits(seed, counter, n)).astype(dtype)
+    """Standard uniform draws in [0, 1): the top ``MANTISSA_BITS[dtype]`` bits of each word."""
+    dtype = np.dtype(dtype)
+    bits_kept = MANTISSA_BITS[dtype.name]
+    top = bits(seed, counter, n) >> np.uint64(64 - bits_kept)
+    return (top.astype(np.float64) * (1.0 / 2**bits_kept)).astype(dtype)
 
 
 def normal(seed: int, counter: int, n: int, dtype) -> np.ndarray:

@@ -9,27 +9,27 @@ import numpy as np
 from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import DtypeError, ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, full, tensor
+from ..tensor import Tensor, tensor
 
-PYTHON_SCALARS = (bool, int, float, np.bool_, np.integer, np.floating)
+PYTHON_SCALARS = (bool, int, float)  # weak; NumPy scalars carry their dtype
 
 
 def as_tensor(x: Any, dtype: DType | None = None) -> Tensor:
     """A Tensor from a Tensor, a NumPy array, a list or a Python scalar (cast to ``dtype``)."""
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype is dtype else bind(cast_p, x, dtype=dtype)
-    if isinstance(x, PYTHON_SCALARS) and dtype is not None:
-        return full((), x, dtype)
-    return tensor(x, dtype)
+    return tensor(x, dtype)  # a scalar constant is a host-to-backend copy, not a kernel
 
 
 def dtype_of(x: Any) -> DType | Any:
     """A tensor's dtype, or the value itself for a weak Python scalar (see result_dtype)."""
     if isinstance(x, Tensor):
         return x.dtype
+    if isinstance(x, np.generic):  # before the Python check: np.float64 subclasses float
+        return as_dtype(x.dtype)
     if isinstance(x, PYTHON_SCALARS):
         return x
-    return tensor(x).dtype
+    return as_dtype(np.asarray(x).dtype) if isinstance(x, np.ndarray) else tensor(x).dtype
 
 
 def to_float(x: Any, op: str) -> Tensor:
@@ -54,9 +54,9 @@ def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:
     dt = result_dtype(*(dtype_of(a) for a in args))
     if floating and not dt.is_floating:
         dt = float64
-    tensors = [as_tensor(a, dt) for a in args]
-    broadcast_shapes(op, *(t.shape for t in tensors))
-    return tensors
+    # Shapes first: a failed op must not leave a cast of a tracked input on the tape.
+    broadcast_shapes(op, *(a.shape if isinstance(a, Tensor) else np.shape(a) for a in args))
+    return [as_tensor(a, dt) for a in args]
 
 
 def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
@@ -74,7 +74,10 @@ def normalize_axes(op: str, axis: Any, ndim: int) -> tuple[int, ...]:
             )
         out.append(a % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ShapeError(f"{op}: repeated axis in {axis}.")
+        raise ShapeError(
+            f"{op}: axis {axis} names an axis twice (tensor with {ndim} dimensions); list each "
+            "axis once."
+        )
     return tuple(sorted(out)) if ndim else ()
 
 

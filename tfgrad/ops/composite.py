@@ -3,13 +3,16 @@ come from the primitives they are made of. Each is written to be numerically sta
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from ..errors import ShapeError
 from ..primitive import full_lower
 from ..tensor import Tensor
 from ._common import as_tensor, normalize_axes, to_float
 from .elementwise import (
     abs,
+    equal,
     exp,
     greater,
     log,
@@ -92,7 +95,14 @@ def var(x: Any, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 def min(x: Any, axis=None, keepdims: bool = False) -> Tensor:
     """Smallest element over ``axis``; ties share the gradient equally."""
-    return -max(-as_tensor(x), axis, keepdims)
+    x = as_tensor(x)
+    axes = normalize_axes("min", axis, x.ndim)  # checked before -x is recorded on a tape
+    if any(x.shape[a] == 0 for a in axes):
+        raise ShapeError(
+            f"min: cannot reduce a zero-size axis (shape {x.shape}, axis {axis}); "
+            "the minimum of nothing is undefined."
+        )
+    return -max(-x, axis, keepdims)
 
 
 def logsumexp(x: Any, axis=None, keepdims: bool = False) -> Tensor:
@@ -101,7 +111,7 @@ def logsumexp(x: Any, axis=None, keepdims: bool = False) -> Tensor:
     axes = normalize_axes("logsumexp", axis, x.ndim)
     # The shift is a constant: any value gives the same function, so no derivative is lost.
     shift = stop_gradient(max(x, axes, keepdims=True))
-    shift = where(greater(abs(shift), 1e300), 0.0, shift)  # +-inf rows: do not shift by inf
+    shift = where(equal(abs(shift), math.inf), 0.0, shift)  # +-inf rows: do not shift by inf
     out = log(sum(exp(x - shift), axes, keepdims=True)) + shift
     return out if keepdims else squeeze(out, axes)
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from ..errors import DtypeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
 from ._common import as_tensor, broadcast_shapes, promote_args, to_float
@@ -22,6 +25,11 @@ __all__ = [
 def _unary(prim: Primitive, doc: str, keep_int: bool = False):
     def op(x: Any) -> Tensor:
         x = as_tensor(x) if keep_int else to_float(x, prim.name)
+        if x.dtype.kind == "b" and prim is not abs_p:
+            raise DtypeError(
+                f"{op.__name__}: not defined for bool tensors (shape {x.shape}); cast first, "
+                "e.g. x.astype('int64'), or use ~ logic with tfgrad.where."
+            )
         return bind(prim, x)
 
     op.__name__ = op.__qualname__ = prim.name if prim.name != "neg" else "negative"
@@ -200,6 +208,7 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     from ..dtypes import bool_
 
     c = as_tensor(condition, bool_)
+    shapes = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, y))
+    broadcast_shapes("where", c.shape, *shapes)  # before promote_args records any cast
     x, y = promote_args("where", x, y)
-    broadcast_shapes("where", c.shape, x.shape, y.shape)
     return bind(where_p, c, x, y)

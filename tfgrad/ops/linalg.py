@@ -9,7 +9,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor, zeros
-from ._common import broadcast_shapes, promote_args_nobroadcast
+from ._common import as_tensor, broadcast_shapes, promote_args_nobroadcast
 from .elementwise import multiply
 from .movement import broadcast_to, reshape, scatter_add, take, transpose
 from .reduce import sum
@@ -38,20 +38,23 @@ matmul_p.defjvp(
 
 def matmul(a: Any, b: Any) -> Tensor:
     """Matrix product with NumPy's rules (vectors promoted, batch dimensions broadcast)."""
-    a, b = promote_args_nobroadcast("matmul", [a, b])
+    a, b = as_tensor(a), as_tensor(b)  # shapes are checked before any cast or reshape
     if a.ndim == 0 or b.ndim == 0:
         raise ShapeError(
             f"matmul: operands must have at least one dimension, got shapes {a.shape} and "
             f"{b.shape}; use multiply (*) for scalars."
         )
-    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
-    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
-    if a2.shape[-1] != b2.shape[-2]:
+    a_shape = (1,) + a.shape if a.ndim == 1 else a.shape
+    b_shape = b.shape + (1,) if b.ndim == 1 else b.shape
+    if a_shape[-1] != b_shape[-2]:
         raise ShapeError(
             f"matmul: shapes {a.shape} and {b.shape} do not fit: the last axis of the first "
-            f"({a2.shape[-1]}) must equal the second-to-last of the second ({b2.shape[-2]})."
+            f"({a_shape[-1]}) must equal the second-to-last of the second ({b_shape[-2]})."
         )
-    batch = broadcast_shapes("matmul", a2.shape[:-2], b2.shape[:-2])
+    batch = broadcast_shapes(f"matmul of {a.shape} and {b.shape}, batch axes", a_shape[:-2],
+                             b_shape[:-2])  # fmt: skip
+    a, b = promote_args_nobroadcast("matmul", [a, b])
+    a2, b2 = reshape(a, a_shape), reshape(b, b_shape)
     a2 = broadcast_to(a2, batch + a2.shape[-2:])
     b2 = broadcast_to(b2, batch + b2.shape[-2:])
     out = bind(matmul_p, a2, b2)

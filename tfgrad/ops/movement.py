@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import ShapeError, TfgradError
+from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor, zeros
 from ._common import as_tensor, normalize_axes
@@ -157,10 +157,11 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis, as ``numpy.concatenate``."""
     from ._common import promote_args_nobroadcast
 
-    xs = promote_args_nobroadcast("concatenate", tensors)
-    if xs[0].ndim == 0:
+    xs = [as_tensor(t) for t in tensors]  # shapes are checked before any cast is recorded
+    if not xs or xs[0].ndim == 0:
         raise ShapeError(
-            "concatenate: zero-dimensional tensors cannot be concatenated; stack them."
+            "concatenate: needs at least one tensor, and zero-dimensional tensors cannot be "
+            "concatenated; stack them."
         )
     (axis,) = normalize_axes("concatenate", axis, xs[0].ndim)
     for x in xs[1:]:
@@ -171,6 +172,7 @@ def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
             raise ShapeError(
                 f"concatenate: shapes {shapes} differ outside axis {axis}; they must match there."
             )
+    xs = promote_args_nobroadcast("concatenate", xs)
     return xs[0] if len(xs) == 1 else bind(concatenate_p, *xs, axis=axis)
 
 
@@ -233,12 +235,14 @@ scatter_add_p.defjvp(
 
 def _index_tensor(op: str, indices: Any, size: int) -> Tensor:
     idx = np.asarray(indices.numpy() if isinstance(indices, Tensor) else indices)
+    if idx.size == 0 and isinstance(indices, list):  # x[[]]: NumPy reads [] as no positions
+        idx = idx.astype(np.int64)
     if idx.dtype.kind not in "iu":
         raise ShapeError(f"{op}: indices must be integers, got dtype {idx.dtype}.")
     if idx.size and (idx.min() < -size or idx.max() >= size):
         raise ShapeError(
-            f"{op}: index out of range for an axis of size {size} "
-            f"(got values from {idx.min()} to {idx.max()})."
+            f"{op}: index out of range for an axis of size {size} (got values from "
+            f"{idx.min()} to {idx.max()}); use indices in [{-size}, {size - 1}]."
         )
     return as_tensor(np.where(idx < 0, idx + size, idx).astype(np.int64))
 
@@ -257,15 +261,17 @@ def scatter_add(x: Any, indices: Any, updates: Any, axis: int = 0) -> Tensor:
     """
     from ._common import promote_args_nobroadcast
 
-    x, updates = promote_args_nobroadcast("scatter_add", [x, updates])
-    (axis,) = normalize_axes("scatter_add", axis, x.ndim)
-    idx = _index_tensor("scatter_add", indices, x.shape[axis])
-    expected = x.shape[:axis] + idx.shape + x.shape[axis + 1 :]
-    if updates.shape != expected:
+    # Shapes are checked before promotion, so a failed call records no cast on a tape.
+    x_shape, u_shape = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, updates))
+    (axis,) = normalize_axes("scatter_add", axis, len(x_shape))
+    idx = _index_tensor("scatter_add", indices, x_shape[axis])
+    expected = x_shape[:axis] + idx.shape + x_shape[axis + 1 :]
+    if u_shape != expected:
         raise ShapeError(
-            f"scatter_add: updates have shape {updates.shape}, but x of shape {x.shape} with "
+            f"scatter_add: updates have shape {u_shape}, but x of shape {x_shape} with "
             f"indices of shape {idx.shape} along axis {axis} needs {expected}."
         )
+    x, updates = promote_args_nobroadcast("scatter_add", [x, updates])
     return bind(scatter_add_p, x, idx, updates, axis=axis)
 
 
@@ -275,21 +281,30 @@ def getitem(x: Tensor, key: Any) -> Tensor:
     key = key if isinstance(key, tuple) else (key,)
     arrays = [k for k in key if _is_index_array(k)]
     if any(isinstance(k, (bool, np.bool_)) or _is_bool_array(k) for k in key):
-        raise TfgradError(
-            "Boolean masks are not supported as indices (the result's shape would depend on the "
-            "data); use tfgrad.where(mask, x, 0) or take with the mask's integer positions."
+        raise ShapeError(
+            f"getitem: boolean masks are not supported as indices of a tensor of shape {x.shape} "
+            "(the result's shape would depend on the data); use tfgrad.where(mask, x, 0) or "
+            "take with the mask's integer positions."
         )
     if len(arrays) > 1:
-        raise TfgradError(
-            "Only one integer-array index per indexing expression is supported; index in two "
-            "steps, e.g. x[rows][:, cols], or use tfgrad.take."
+        raise ShapeError(
+            f"getitem: only one integer-array index per indexing expression is supported, got "
+            f"{len(arrays)} for a tensor of shape {x.shape}; index in two steps, e.g. "
+            "x[rows][:, cols], or use tfgrad.take."
         )
+    # NumPy: ints count as advanced indices beside an array; apart, the array's axes go first
+    advanced = [i for i, k in enumerate(key) if not (k is None or k is Ellipsis
+                                                     or isinstance(k, slice))]  # fmt: skip
+    array_first = bool(arrays) and advanced != list(range(advanced[0], advanced[-1] + 1))
     n_ellipsis = sum(k is Ellipsis for k in key)
     if n_ellipsis > 1:
         raise ShapeError("An index can only have a single ellipsis ('...').")
     used = sum(1 for k in key if k is not None and k is not Ellipsis)
     if used > x.ndim:
-        raise ShapeError(f"Too many indices ({used}) for a tensor of shape {x.shape}.")
+        raise ShapeError(
+            f"getitem: {used} indices for a tensor of shape {x.shape} ({x.ndim} dimensions); "
+            "use at most one index per dimension."
+        )
     if n_ellipsis:
         i = next(i for i, k in enumerate(key) if k is Ellipsis)
         key = key[:i] + (slice(None),) * (x.ndim - used) + key[i + 1 :]
@@ -305,16 +320,21 @@ def getitem(x: Tensor, key: Any) -> Tensor:
         n = x.shape[axis]
         if isinstance(k, slice):
             triple = k.indices(n)
+            if not range(*triple):  # empty: k.indices may give a start of -1, read as "last"
+                triple = (0, 0, 1)
             index.append(triple)
             final_shape.append(len(range(*triple)))
         elif _is_index_array(k):
             index.append((0, n, 1))
-            array_axis, array_key = len(final_shape), k
+            array_axis, array_key = len(final_shape), _index_tensor("getitem", k, n)
             final_shape.append(n)  # replaced by the take below
         else:
             i = int(k)
             if not -n <= i < n:
-                raise ShapeError(f"Index {i} is out of range for axis {axis} of size {n}.")
+                raise ShapeError(
+                    f"getitem: index {i} is out of range for axis {axis} of size {n} (tensor "
+                    f"shape {x.shape}); use an index in [{-n}, {n - 1}]."
+                )
             i %= n
             index.append((i, i + 1, 1))
         axis += 1
@@ -325,6 +345,10 @@ def getitem(x: Tensor, key: Any) -> Tensor:
     out = reshape(out, tuple(final_shape))
     if array_axis is not None:
         out = take(out, array_key, axis=array_axis)
+        if array_first and array_axis:
+            taken = tuple(range(array_axis, array_axis + array_key.ndim))
+            rest = tuple(i for i in range(out.ndim) if i not in taken)
+            out = transpose(out, taken + rest)
     return out
 
 
@@ -332,7 +356,7 @@ def _is_index_array(k: Any) -> bool:
     if isinstance(k, Tensor):
         return k.dtype.kind == "i"
     if isinstance(k, (list, np.ndarray)):
-        return np.asarray(k).dtype.kind in "iu"
+        return np.asarray(k).dtype.kind in "iu" or (isinstance(k, list) and not k)
     return False
 
 

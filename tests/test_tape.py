@@ -181,14 +181,47 @@ def test_observer_sees_recording_and_sweep(backend):
         y = x * x + 1.0
     tape.gradient(y, x)
     kinds = [e.kind for e in events]
-    assert kinds == ["watch", "record", "record", "sweep_start", "adjoint", "adjoint", "adjoint",
-                     "sweep_end"]  # fmt: skip
+    assert kinds == [
+        "watch", "record", "record", "sweep_start",
+        "adjoint", "accumulate",  # add: its cotangent reaches x*x
+        "adjoint", "accumulate", "accumulate",  # mul: x used twice, fan-out adds up
+        "adjoint", "sweep_end",
+    ]  # fmt: skip
     assert events[1].record is tape.records[0]
+    first, second = events[7], events[8]
+    assert first.variable == second.variable == 0 and (first.slot, second.slot) == (0, 1)
+    assert first.total.item() == 2.0 and second.total.item() == 4.0  # running sum: 2 + 2
     assert events[-2].leaf is tape.leaves[0] and events[-2].leaf.adjoint == 4.0
     stop()
     with tg.GradientTape() as tape2:
         tape2.watch(tg.tensor(1.0))
-    assert len(events) == 8  # the other tape is not observed; stop() also detached this one
+    assert len(events) == 11  # the other tape is not observed; stop() also detached this one
+
+
+def test_push_tangents_is_forward_mode_on_the_recorded_tape(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([0.5, 1.0]))
+        w = tape.watch(tg.tensor(3.0))
+        y = tg.sum(tg.sin(x) * w)
+    tangents = tape.push_tangents({x.variable: tg.tensor([1.0, 0.0])})
+    assert w.variable not in tangents
+    expected = np.cos(0.5) * 3.0  # dy/dx0
+    assert tangents[y.variable].item() == pytest.approx(expected, rel=1e-14)
+    _, t = tg.jvp(lambda x: tg.sum(tg.sin(x) * 3.0), (tg.tensor([0.5, 1.0]),),
+                  (tg.tensor([1.0, 0.0]),))  # fmt: skip
+    assert t.item() == pytest.approx(expected, rel=1e-14)
+
+
+def test_name_scope_labels_records(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor(1.0))
+        with tg.name_scope("net"):
+            with tg.name_scope("layer1"):
+                h = tg.tanh(x)
+            y = h * 2.0
+        z = y + 1.0
+    assert [r.scope for r in tape.records] == ["net/layer1", "net", ""]
+    assert z.item() == pytest.approx(np.tanh(1.0) * 2 + 1)
 
 
 def test_tracked_values_escape_as_constants(backend):

@@ -72,7 +72,7 @@ from .ops import (
     var,
     where,
 )  # fmt: skip
-from .tape import GradientTape, Record, TapeEvent, TrackedTensor
+from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
 from .tensor import (
     Tensor,
     arange,
@@ -98,6 +98,7 @@ __all__ = [
     "init", "current_backend", "use_backend", "check_numerics",
     # reverse and forward mode
     "GradientTape", "TrackedTensor", "Record", "TapeEvent", "DualTensor", "stop_gradient",
+    "name_scope",
     "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
     "gradcheck", "errors", "TfgradError",
     # ops

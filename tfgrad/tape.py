@@ -24,9 +24,29 @@ from .primitive import Primitive, Trace, Tracer, bind, full_lower
 from .tensor import Tensor, ones
 from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent"]
+__all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "name_scope"]
 
 _tape_ids = itertools.count(1)
+_scopes: list[str] = []
+
+
+@contextlib.contextmanager
+def name_scope(name: str) -> Iterator[None]:
+    """Label the records made inside the block (``Record.scope``), e.g. by network layer.
+
+    >>> import tfgrad as tg
+    >>> with tg.GradientTape() as tape:
+    ...     x = tape.watch(tg.tensor(1.0))
+    ...     with tg.name_scope("layer1"):
+    ...         y = tg.tanh(x * 2.0)
+    >>> [r.scope for r in tape.records]
+    ['layer1', 'layer1']
+    """
+    _scopes.append(str(name))
+    try:
+        yield
+    finally:
+        _scopes.pop()
 
 
 @dataclass(eq=False)
@@ -48,6 +68,7 @@ class Record:
     dtype: str
     params: dict
     implementation: str
+    scope: str = ""  # the enclosing name_scope(s), "/"-joined: widgets group records by it
     _prim: Primitive = field(repr=False, default=None)
     _primals: tuple = field(repr=False, default=())
     _ans: Tensor | None = field(repr=False, default=None)
@@ -87,7 +108,9 @@ class TapeEvent:
     """What an observer is told.
 
     ``kind`` is ``"watch"`` (a new leaf), ``"record"`` (a new record), ``"sweep_start"``,
-    ``"adjoint"`` (a record's or leaf's cotangent is complete, in sweep order) or
+    ``"adjoint"`` (a record's or leaf's cotangent is complete, in sweep order),
+    ``"accumulate"`` (``record``'s rule sent ``contribution`` to input ``slot``, whose variable
+    now holds ``total``: fan-out shows as several of these for one variable) or
     ``"sweep_end"``. ``record`` / ``leaf`` point at the tape's own data.
     """
 
@@ -95,6 +118,10 @@ class TapeEvent:
     tape_id: int
     record: Record | None = None
     leaf: Leaf | None = None
+    slot: int | None = None
+    variable: int | None = None
+    contribution: Tensor | None = None
+    total: Tensor | None = None
 
 
 class TrackedTensor(Tracer):
@@ -213,6 +240,7 @@ class GradientTape(Trace):
             dtype=ans.dtype.name,
             params=dict(params),
             implementation=config.current_backend().implementation(prim.backend_op),
+            scope="/".join(_scopes),
             _prim=prim,
             _primals=tuple(primals),
             _ans=ans,
@@ -349,8 +377,47 @@ class GradientTape(Trace):
         else:
             cotangents = {i: prim.vjp_rule(i)(g, record._ans, *primals, **params) for i in wanted}
         for i, c in cotangents.items():
-            if c is not None:
-                _accumulate(adjoints, record.inputs[i], _fit(c, primals[i]))
+            if c is None:
+                continue
+            variable = record.inputs[i]
+            c = _fit(c, primals[i])
+            _accumulate(adjoints, variable, c)
+            if self._observers:
+                self._emit(TapeEvent("accumulate", self.id, record=record, slot=i,
+                                     variable=variable, contribution=c,
+                                     total=adjoints[variable]))  # fmt: skip
+
+    # ---- Forward mode over the recorded tape ----
+    def push_tangents(self, tangents: dict[int, Any]) -> dict[int, Tensor]:
+        """Carry tangents forward through the recorded records with the JVP rules.
+
+        ``tangents`` maps watched variables (``leaf.variable``) to tangent tensors; returns the
+        tangent of every variable that depends on them. This is forward mode replayed on the
+        tape, for showing next to the reverse sweep; :func:`tfgrad.jvp` is forward mode
+        without any tape.
+        """
+        out = {v: as_tensor(t) for v, t in tangents.items()}
+        for record in self.records:
+            prim, primals, params = record._prim, record._primals, record.params
+            if prim.jvp_all is not None:
+                if not any(v in out for v in record.inputs):
+                    continue
+                ts = [out.get(v) if v is not None else None for v in record.inputs]
+                tangent = prim.jvp_all(ts, record._ans, *primals, **params)
+            else:
+                tangent = None
+                for i, v in enumerate(record.inputs):
+                    if v is None or v not in out:
+                        continue
+                    term = prim.jvp_rule(i)(out[v], record._ans, *primals, **params)
+                    if term is not None:
+                        tangent = term if tangent is None else add(tangent, term)
+            if tangent is not None:
+                tangent = as_tensor(tangent)
+                if tangent.shape != record.shape:
+                    tangent = broadcast_to(tangent, record.shape)
+                out[record.output] = tangent
+        return out
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

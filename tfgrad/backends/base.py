@@ -18,7 +18,7 @@ reductions         sum/max/prod(x, axes=tuple, keepdims=bool); float16/bfloat16 
                    float32. cumsum(x, axis=int, reverse=bool)
 movement           reshape(x, shape), transpose(x, axes), broadcast_to(x, shape),
                    slice(x, index=((start, stop, step), ...)) one triple per axis, normalised,
-                   concatenate(*xs, axis)
+                   ``concatenate(*xs, axis)``
 gather/scatter     take(x, indices, axis) with int64 indices; scatter_add(operand, indices,
                    updates, axis): operand with updates added at indices along axis
 matmul             matmul(a, b): a (..., m, k), b (..., k, n), equal batch dims, same dtype

@@ -57,7 +57,7 @@ def sigmoid(x: Any) -> Tensor:
 
 
 def softplus(x: Any) -> Tensor:
-    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|), which never overflows."""
+    """``log(1 + e^x)``, computed as ``max(x, 0) + log1p(e^-|x|)``, which never overflows."""
     x = to_float(x, "softplus")
     return maximum(x, 0.0) + log1p(exp(-abs(x)))
 

@@ -100,7 +100,7 @@ sqrt = _unary(sqrt_p, "Square root; NaN below 0.")
 abs_p = Primitive("abs")
 abs_p.defvjp(lambda g, ans, x: g * sign(x))  # NOTE: 0 at x = 0 (a subgradient)
 abs_p.defjvp(lambda t, ans, x: t * sign(x))
-abs = _unary(abs_p, "|x|; its derivative at 0 is taken as 0.", keep_int=True)
+abs = _unary(abs_p, "``|x|``; its derivative at 0 is taken as 0.", keep_int=True)
 
 sign_p = Primitive("sign")
 sign_p.defvjp(lambda g, ans, x: None)  # zero almost everywhere

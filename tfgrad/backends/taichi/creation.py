@@ -1,0 +1,112 @@
+"""Creation kernels: full, arange, eye, and counter-based random draws.
+
+Random draws reproduce :mod:`tfgrad.backends.rng` bit for bit: word ``i`` of a stream is
+``splitmix64(splitmix64(seed) + counter + i)`` in wrapping uint64 arithmetic; a uniform keeps the
+word's top ``rng.MANTISSA_BITS[dtype]`` bits (exact in the dtype, never 1.0); a normal is
+Box-Muller in float64 on words ``2i`` and ``2i + 1``, rounded to the dtype as NumPy's ``astype``.
+"""
+# NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+
+import math
+
+import taichi as ti
+
+from .codec import store_exact, store_f64
+from .elementwise import log1p_op
+
+TWO_PI = 2.0 * math.pi  # the float64 NumPy computes for 2.0 * np.pi
+INV_2_53 = 2.0**-53
+
+
+@ti.kernel
+def full_kernel(
+    out: ti.types.ndarray(ndim=1),
+    value_float: ti.f64,
+    value_int: ti.i64,
+    serial: ti.template(),
+):
+    # out[i] = value (given exactly, as a float64 for float dtypes, else as an int64/bits)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for i in range(out.shape[0]):
+        store_exact(out, i, value_float, value_int)
+
+
+@ti.kernel
+def arange_kernel(
+    out: ti.types.ndarray(ndim=1), start: ti.f64, step: ti.f64, serial: ti.template()
+):
+    # out[i] = start + step * i, in float64, then rounded to the dtype
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for i in range(out.shape[0]):
+        store_f64(out, i, start + step * ti.cast(i, ti.f64))
+
+
+@ti.kernel
+def eye_kernel(
+    out: ti.types.ndarray(ndim=1),
+    columns: ti.i32,
+    diagonal: ti.i32,
+    one_float: ti.f64,
+    one_int: ti.i64,
+    serial: ti.template(),
+):
+    # out[r, c] = 1 if c - r == diagonal else 0, out viewed as (rows, columns)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for i in range(out.shape[0]):
+        if i % columns - i // columns == diagonal:
+            store_exact(out, i, one_float, one_int)
+        else:
+            store_exact(out, i, ti.cast(0, ti.f64), ti.cast(0, ti.i64))
+
+
+@ti.func
+def splitmix64(x):
+    # SplitMix64's output function of x + golden ratio, in wrapping uint64 arithmetic
+    z = x + ti.u64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> ti.u64(30))) * ti.u64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> ti.u64(27))) * ti.u64(0x94D049BB133111EB)
+    return z ^ (z >> ti.u64(31))
+
+
+@ti.func
+def unit_float64(word):
+    # uniform in [0, 1) from the top 53 bits (exact in float64)
+    return ti.cast(word >> ti.u64(11), ti.f64) * ti.f64(INV_2_53)
+
+
+@ti.kernel
+def random_uniform_kernel(
+    out: ti.types.ndarray(ndim=1),
+    seed: ti.u64,
+    counter: ti.u64,
+    bits_kept: ti.i32,
+    scale: ti.f64,
+    serial: ti.template(),
+):
+    # out[i] = (w >> (64 - bits_kept)) * scale, scale = 2^-bits_kept, w = splitmix64(
+    # splitmix64(seed) + counter + i): exact in the dtype when bits_kept is its significand width
+    key = splitmix64(seed)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for i in range(out.shape[0]):
+        word = splitmix64(key + counter + ti.cast(i, ti.u64))
+        store_f64(out, i, ti.cast(word >> ti.cast(64 - bits_kept, ti.u64), ti.f64) * scale)
+
+
+@ti.kernel
+def random_normal_kernel(
+    out: ti.types.ndarray(ndim=1), seed: ti.u64, counter: ti.u64, serial: ti.template()
+):
+    # out[i] = sqrt(-2 log(1 - u1)) cos(2 pi u2), u1, u2 = unit(words 2i and 2i + 1);
+    # 1 - u1 lies in (0, 1], so the log is finite
+    key = splitmix64(seed)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for i in range(out.shape[0]):
+        word = key + counter + ti.cast(i, ti.u64) * ti.u64(2)
+        u1 = unit_float64(splitmix64(word))
+        u2 = unit_float64(splitmix64(word + ti.u64(1)))
+        store_f64(out, i, ti.sqrt(-2 * log1p_op(-u1)) * ti.cos(ti.f64(TWO_PI) * u2))

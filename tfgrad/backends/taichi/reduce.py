@@ -1,0 +1,136 @@
+"""Reduction kernels: sum, max, prod over one block of axes, and cumsum along one axis.
+
+The backend views the input as ``(outer, size, inner)`` with the reduced axes in the middle
+(transposing first when they are not adjacent). Each output element combines ``block``
+consecutive elements of its column in one thread, in a fixed order (``LANES`` interleaved
+partials, then a fixed tree): with ``block >= size`` that is the whole reduction; a long
+reduction into few outputs runs twice, first over fixed blocks (``(outer, n_blocks, inner)``
+partials), then over the partials. Block boundaries depend on the sizes alone, never on threads,
+and nothing is combined with atomics, so results are bitwise identical across runs and thread
+counts.
+"""
+# NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+
+import taichi as ti
+
+from .codec import accumulate_zero, is_nan, load, store
+
+LANES = 8  # independent partial results per output (a power of two)
+TREE = (4, 2, 1)  # lanes combine pairwise: [0..3] += [4..7], [0, 1] += [2, 3], [0] += [1]
+
+
+@ti.func
+def block_of(t, size, inner, block):
+    """Output ``t`` of ``(outer, n_blocks, inner)``: the index of its block's first input
+    element (the next ones follow ``inner`` apart) and how many elements the block holds."""
+    n_blocks = (size + block - 1) // block
+    o = t // (n_blocks * inner)
+    b = (t // inner) % n_blocks
+    start = b * block
+    count = ti.min(size, start + block) - start
+    return (o * size + start) * inner + t % inner, count
+
+
+@ti.func
+def combine(acc, v, op: ti.template()):
+    """acc + v, acc * v, or max(acc, v) with NaN propagating."""
+    if ti.static(op == "sum"):
+        return acc + v
+    elif ti.static(op == "prod"):
+        return acc * v
+    else:
+        return v if (v > acc or is_nan(v)) else acc
+
+
+@ti.func
+def reduce_block(x: ti.template(), first, count, inner, start, op: ti.template()):
+    """Combine ``count`` elements of ``x`` from ``first``, ``inner`` apart, in LANES running
+    partials (element r goes to lane r % LANES; a sequential chain would wait on each add),
+    then the lanes in a fixed tree order: the same bits on every run."""
+    lanes = ti.Vector([start for _ in ti.static(range(LANES))])
+    rounds = count // LANES
+    for q in range(rounds):
+        for lane in ti.static(range(LANES)):
+            lanes[lane] = combine(lanes[lane], load(x, first + (q * LANES + lane) * inner), op)
+    for r in range(rounds * LANES, count):
+        lanes[0] = combine(lanes[0], load(x, first + r * inner), op)
+    for width in ti.static(TREE):
+        for lane in ti.static(range(width)):
+            lanes[lane] = combine(lanes[lane], lanes[lane + width], op)
+    return lanes[0]
+
+
+@ti.kernel
+def sum_kernel(
+    x: ti.types.ndarray(ndim=1),
+    out: ti.types.ndarray(ndim=1),
+    size: ti.i32,
+    inner: ti.i32,
+    block: ti.i32,
+    serial: ti.template(),
+):
+    # out[o, b, i] = sum_{r in block b} x[o, r, i], accumulated in f32 (halves, float32),
+    # f64 or i64 (integers; bools count, stored as count != 0, as NumPy's sum then astype)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for t in range(out.shape[0]):
+        first, count = block_of(t, size, inner, block)
+        store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x), "sum"))
+
+
+@ti.kernel
+def prod_kernel(
+    x: ti.types.ndarray(ndim=1),
+    out: ti.types.ndarray(ndim=1),
+    size: ti.i32,
+    inner: ti.i32,
+    block: ti.i32,
+    serial: ti.template(),
+):
+    # out[o, b, i] = prod_{r in block b} x[o, r, i], accumulated as in sum_kernel
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for t in range(out.shape[0]):
+        first, count = block_of(t, size, inner, block)
+        store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x) + 1, "prod"))
+
+
+@ti.kernel
+def max_kernel(
+    x: ti.types.ndarray(ndim=1),
+    out: ti.types.ndarray(ndim=1),
+    size: ti.i32,
+    inner: ti.i32,
+    block: ti.i32,
+    serial: ti.template(),
+):
+    # out[o, b, i] = max_{r in block b} x[o, r, i], NaN if any is NaN (every lane starts from
+    # the block's first element: blocks are non-empty)
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for t in range(out.shape[0]):
+        first, count = block_of(t, size, inner, block)
+        store(out, t, reduce_block(x, first, count, inner, load(x, first), "max"))
+
+
+@ti.kernel
+def cumsum_kernel(
+    x: ti.types.ndarray(ndim=1),
+    out: ti.types.ndarray(ndim=1),
+    n_columns: ti.i32,
+    size: ti.i32,
+    inner: ti.i32,
+    reverse: ti.i32,
+    serial: ti.template(),
+):
+    # out[o, r, i] = sum_{s <= r} x[o, s, i] (s >= r when reverse), one running sum per column
+    # (o, i) in the accumulator dtype of sum_kernel, each prefix rounded once to the dtype
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for c in range(n_columns):
+        base = (c // inner) * size * inner + c % inner
+        acc = accumulate_zero(x)
+        for s in range(size):
+            r = size - 1 - s if reverse else s
+            acc += load(x, base + r * inner)
+            store(out, base + r * inner, acc)

@@ -15,6 +15,11 @@ HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 F32 = np.dtype(np.float32)
 
 
+def _copy(x: np.ndarray) -> np.ndarray:
+    # A C-contiguous copy that keeps 0-d arrays 0-d (np.ascontiguousarray makes them 1-d).
+    return np.array(x, order="C", copy=True)
+
+
 def _compute_dtype(dtype: np.dtype) -> np.dtype:
     # NOTE: float16/bfloat16 are storage types; arithmetic and accumulation run in float32.
     return F32 if dtype in HALF else dtype
@@ -51,14 +56,17 @@ def _cumsum(x, axis, reverse):
     out = np.cumsum(c, axis=axis)
     if reverse:
         out = np.flip(out, axis)
-    return np.ascontiguousarray(out).astype(x.dtype, copy=False)
+    return _copy(out).astype(x.dtype, copy=False)
 
 
 def _slice(x, index):
     # Triples come from slice.indices(n): a negative stop (only with a negative step) means
     # "past the front", which Python's slice syntax spells None.
-    key = tuple(slice(a, b if b >= 0 else None, c) for a, b, c in index)
-    return np.ascontiguousarray(x[key])
+    key = tuple(
+        slice(a, b if b >= 0 else None, c) if len(range(a, b, c)) else slice(0, 0, 1)
+        for a, b, c in index
+    )
+    return _copy(x[key])
 
 
 def _scatter_add(operand, indices, updates, axis):
@@ -66,7 +74,7 @@ def _scatter_add(operand, indices, updates, axis):
     k = indices.ndim
     out = np.moveaxis(operand.copy(), axis, 0)
     np.add.at(out, indices, np.moveaxis(updates, tuple(range(axis, axis + k)), tuple(range(k))))
-    return np.ascontiguousarray(np.moveaxis(out, 0, axis))
+    return _copy(np.moveaxis(out, 0, axis))
 
 
 def _matmul(a, b):
@@ -119,8 +127,8 @@ _OPS = {
     "prod": _reduction(np.prod),
     "cumsum": _cumsum,
     "reshape": lambda x, shape: x.reshape(shape),
-    "transpose": lambda x, axes: np.ascontiguousarray(np.transpose(x, axes)),
-    "broadcast_to": lambda x, shape: np.ascontiguousarray(np.broadcast_to(x, shape)),
+    "transpose": lambda x, axes: _copy(np.transpose(x, axes)),
+    "broadcast_to": lambda x, shape: _copy(np.broadcast_to(x, shape)),
     "slice": _slice,
     "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
     "take": lambda x, indices, axis: np.take(x, indices, axis=axis),

@@ -443,3 +443,19 @@ def test_a_failed_forward_mode_call_leaves_nothing_behind(backend):
             tg.jvp(tg.sin, (w,), (tg.ones(3),))
         assert _snapshot(tape) == before
     np.testing.assert_array_equal(tape.gradient(y, w).numpy(), [2.0, 4.0])
+
+
+def test_init_on_a_gpu_that_is_not_there():
+    # The user-facing path: tfgrad.init(arch="gpu") says clearly when Taichi finds no GPU.
+    from tfgrad.backends.taichi.backend import TaichiBackend  # noqa: F401  (imports Taichi)
+
+    before = tg.current_backend()
+    try:
+        backend = tg.init(backend="taichi", arch="gpu")
+    except BackendError as err:
+        assert "no GPU" in str(err) or "No GPU" in str(err)
+        assert "arch='cpu'" in str(err)
+        assert tg.current_backend() is before  # nothing changed
+    else:  # on a machine with a GPU the same call must give a GPU backend
+        assert backend.device in ("cuda", "vulkan", "metal")
+        tg.init(before.name)

@@ -1,0 +1,76 @@
+"""A tiny-size run of benchmarks/run.py (``--smoke``): every cell is checked correct.
+
+It goes through the same code path as a full run: one worker subprocess per system, the
+float64 references of benchmarks/peers.py, the markdown tables and the JSON record. Only the
+tfgrad systems and numpy_floor run, so the peers (the ``bench`` extra) need not be installed.
+Nothing here looks at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN = ROOT / "benchmarks" / "run.py"
+SYSTEMS = ["tfgrad-taichi", "tfgrad-jit", "tfgrad-numpy", "numpy_floor"]
+RUN_CASES = ["tiny_chain", "mlp_step", "hessian_rosen_4", "hvp_ratio", "elementwise_big"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "smoke.json"
+    cmd = [
+        sys.executable,
+        str(RUN),
+        "--smoke",
+        "--only",
+        ",".join(SYSTEMS),
+        "--baseline",
+        "numpy_floor",
+        "--json",
+        str(out),
+    ]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, f"run.py --smoke failed (rc={p.returncode}):\n{p.stdout}\n{p.stderr}"
+    return json.loads(out.read_text()), p.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system", ["tfgrad-taichi", "tfgrad-numpy", "numpy_floor"])
+def test_every_cell_is_checked_correct(smoke, system):
+    record, _ = smoke
+    assert record["smoke"] is True and record["cases"] == RUN_CASES
+    (result,) = [r for r in record["results"] if r["system"] == system]
+    assert "skipped" not in result, result.get("skipped")
+    assert sorted(result["cases"]) == sorted(RUN_CASES)
+    for case, cell in result["cases"].items():
+        assert cell["status"] == "ok", (system, case, cell.get("error"), cell.get("err"))
+        assert cell["err"] <= cell["tol"], (system, case, cell["err"])
+        assert cell["dtypes"] == [cell["expected_dtype"]], (system, case, cell["dtypes"])
+    # hvp_ratio timed and checked both of its steps
+    assert {"grad", "hvp", "ratio"} <= set(result["cases"]["hvp_ratio"])
+
+
+@pytest.mark.slow
+def test_jit_is_listed_as_not_built(smoke):
+    record, stdout = smoke
+    (jit,) = [r for r in record["results"] if r["system"] == "tfgrad-jit"]
+    assert {c["status"] for c in jit["cases"].values()} == {"not built"}
+    rows = [line for line in stdout.splitlines() if line.startswith("| tiny_chain")]
+    assert len(rows) == 3  # medians, first calls, ratios
+    assert "not built yet" in rows[0] and "not built yet" in rows[2]
+
+
+@pytest.mark.slow
+def test_ratio_table_and_record(smoke):
+    record, stdout = smoke
+    assert "Ratio to numpy_floor" in stdout
+    assert record["ratios"]["numpy_floor"]["tiny_chain"] == 1.0
+    assert set(record["ratios"]["tfgrad-taichi"]) == set(RUN_CASES)
+    assert len(record["ratios"]["tfgrad-taichi"]["hvp_ratio"]) == 2  # gradient, HVP
+    assert record["machine"]["reference_selfcheck"]  # the references checked themselves

@@ -7,9 +7,9 @@ import time
 
 import pytest
 from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
-from tfgrad_widgets import TapeWidget
 
 import tfgrad as tg
+from tfgrad_widgets import TapeWidget
 
 
 @pytest.fixture

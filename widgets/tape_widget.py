@@ -90,7 +90,7 @@ class TapeWidget(w.VBox):
     @traitlets.observe("mode")
     def _mode_changed(self, change):
         self.step = 0
-        self.slider.max = max(self.n_steps - 1, 0)
+        self.slider.max = max(self.n_steps, 1)
         self.play.max = self.slider.max
         self._request_draw()
 
@@ -131,13 +131,13 @@ class TapeWidget(w.VBox):
 
 def _controls(widget: TapeWidget) -> w.Box:
     """Back / play / forward, a step slider, a speed setting and the mode toggle."""
-    last = max(widget.n_steps - 1, 0)
+    last = max(widget.n_steps, 1)  # controls count steps from 1, as the caption does
     back = w.Button(icon="step-backward", tooltip="step back", layout=w.Layout(width="42px"))
     ahead = w.Button(icon="step-forward", tooltip="step forward", layout=w.Layout(width="42px"))
-    play = w.Play(value=0, min=0, max=last, interval=700, description="play")
-    slider = w.IntSlider(value=0, min=0, max=last, description="step", continuous_update=True)
-    speed = w.FloatLogSlider(value=700, base=10, min=2, max=3.5, description="ms/step",
-                             readout_format=".0f")  # fmt: skip
+    play = w.Play(value=1, min=1, max=last, interval=700, description="play")
+    slider = w.IntSlider(value=1, min=1, max=last, description="step", continuous_update=True)
+    speed = w.FloatLogSlider(value=700, base=10, min=2, max=3.5, step=0.01,
+                             description="ms/step", readout_format=".0f")  # fmt: skip
     mode = w.ToggleButtons(options=[("reverse", "reverse"), ("forward", "forward")],
                            value=widget.mode, tooltips=list(MODES.values()))  # fmt: skip
     back.add_class("tfgrad-step-back")
@@ -145,7 +145,9 @@ def _controls(widget: TapeWidget) -> w.Box:
     back.on_click(lambda _: setattr(widget, "step", widget.step - 1))
     ahead.on_click(lambda _: setattr(widget, "step", widget.step + 1))
     w.jslink((play, "value"), (slider, "value"))  # play drives the slider in the browser
-    traitlets.link((slider, "value"), (widget, "step"))
+    traitlets.link(
+        (slider, "value"), (widget, "step"), transform=(lambda v: v - 1, lambda s: s + 1)
+    )
     traitlets.dlink((speed, "value"), (play, "interval"), transform=int)
     traitlets.link((mode, "value"), (widget, "mode"))
     widget.back_button, widget.forward_button = back, ahead

@@ -51,7 +51,7 @@ def test_step_buttons_change_what_is_shown(backend):
     widget = TapeWidget(micrograd_example, -4.0, 2.0, min_interval=0)
     before = (widget.caption.value, widget.view.value)
     widget.forward_button.click()
-    assert widget.step == 1 and widget.slider.value == 1
+    assert widget.step == 1 and widget.slider.value == 2  # the slider counts from 1
     assert (widget.caption.value, widget.view.value) != before
     widget.back_button.click()
     widget.back_button.click()  # clamped at the first step
@@ -69,7 +69,7 @@ def test_forward_mode_toggle(backend):
     widget = TapeWidget(lambda a, b: a * b + a, 2.0, 3.0, min_interval=0)
     widget.mode_toggle.value = "forward"
     assert widget.mode == "forward" and widget.step == 0
-    assert widget.n_steps == 3 and widget.slider.max == 2
+    assert widget.n_steps == 3 and widget.slider.max == 3
     widget.step = 2
     assert "ṫ = 4" in widget.view.value  # d/da (ab + a) = b + 1 = 4, carried forward
     assert "forward" in widget.caption.value

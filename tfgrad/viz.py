@@ -27,15 +27,15 @@ from .tensor import Tensor
 __all__ = ["GraphNode", "GraphEdge", "Frame", "TapeGraph", "trace_tape", "graph_of"]
 
 
-def format_value(x: Any, max_elements: int = 4) -> str:
-    """A short, readable rendering of a value: numbers with 4 significant digits."""
+def format_value(x: Any, max_elements: int = 3) -> str:
+    """A short rendering of a value: a number, a few elements, or a tensor's mean."""
     a = np.asarray(full_lower(x).numpy() if isinstance(x, Tensor) else x, dtype=np.float64)
     a = a + 0.0  # -0.0 prints as 0
     if a.ndim == 0:
         return f"{a.item():.4g}"
     if a.size <= max_elements:
         return "[" + ", ".join(f"{v:.3g}" for v in a.ravel()) + "]"
-    return f"{a.shape} mean {a.mean():.3g}, |max| {np.abs(a).max():.3g}"
+    return f"mean {a.mean():.3g}"
 
 
 @dataclass(frozen=True)
@@ -152,20 +152,29 @@ def _input_id_from(record: Record, slot: int, var_to_id: dict[int, str]) -> str 
 
 
 def _layout_ids(records, var_to_id, leaf_ids, const_inputs) -> dict[str, tuple[int, int]]:
+    """Columns by longest path from the inputs; rows in horizontal bands, one per name scope
+    (in order of first appearance), so that each scope's box holds only its own nodes."""
     layer: dict[str, int] = {node_id: 0 for node_id in leaf_ids.values()}
-    layer.update({node_id: 0 for node_id in const_inputs})
+    scope: dict[str, str] = {node_id: "" for node_id in leaf_ids.values()}
     for record in records:
         parents = [_input_id_from(record, s, var_to_id) for s in range(len(record.inputs))]
-        layer[f"r{record.index}"] = 1 + max((layer[p] for p in parents if p), default=0)
-    # Constants sit one column left of the op that uses them, not all at the far left.
+        layer[f"r{record.index}"] = 1 + max((layer.get(p, 0) for p in parents if p), default=0)
+        scope[f"r{record.index}"] = record.scope
+    # Constants sit one column left of the op that uses them, in that op's scope.
     for node_id, (record, _) in const_inputs.items():
         layer[node_id] = max(0, layer[f"r{record.index}"] - 1)
-    rows: dict[int, int] = {}
-    position = {}
-    for node_id, column in layer.items():
-        position[node_id] = (column, rows.get(column, 0))
-        rows[column] = rows.get(column, 0) + 1
-    return position
+        scope[node_id] = record.scope
+    bands: dict[str, dict[int, int]] = {}  # scope -> column -> rows used
+    local: dict[str, int] = {}
+    for node_id in sorted(layer, key=lambda n: list(scope).index(n)):
+        used = bands.setdefault(scope[node_id], {})
+        local[node_id] = used.get(layer[node_id], 0)
+        used[layer[node_id]] = local[node_id] + 1
+    start, offset = 0, {}
+    for name, used in bands.items():
+        offset[name] = start
+        start += max(used.values())
+    return {n: (layer[n], offset[scope[n]] + local[n]) for n in layer}
 
 
 def _reverse_frames(graph: TapeGraph, events, var_to_id, record_of_output) -> list[Frame]:

@@ -77,7 +77,7 @@ CELLS_JS = """() => {
 
 SVG_STATE_JS = """(svg) => {
   const nodes = [...svg.querySelectorAll('g.node')];
-  const active = nodes.filter(g => g.querySelector('rect').getAttribute('fill') === '#fde68a');
+  const active = nodes.filter(g => g.classList.contains('active'));
   return {nodes: nodes.map(g => g.getAttribute('data-node')),
           active: active.map(g => g.getAttribute('data-node')),
           adjoints: [...svg.querySelectorAll('text')].filter(t => t.textContent.startsWith('ḡ'))

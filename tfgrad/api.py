@@ -187,8 +187,8 @@ def _basis(shape: tuple[int, ...], dtype) -> list[Tensor]:
     return [reshape(identity[i], shape) for i in range(n)]
 
 
-def _jac_reverse(f_x, x):
-    out, vjp_fn = vjp(f_x, x)
+def _jac_reverse(x, out, vjp_fn):
+    """One reverse sweep per output element, on an already recorded evaluation."""
     rows = [vjp_fn(e)[0] for e in _basis(out.shape, out.dtype)]
     if not rows:
         return zeros(out.shape + x.shape, x.dtype)
@@ -209,7 +209,7 @@ def jacrev(f: Callable, argnums: int = 0):
 
     def wrapped(*args):
         x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacrev")[0])
-        return _jac_reverse(f_x, x)
+        return _jac_reverse(x, *vjp(f_x, x))
 
     return wrapped
 
@@ -242,10 +242,7 @@ def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
         out, vjp_fn = vjp(f_x, x)
         if mode == "rev" or out.size <= x.size:
             wrapped.last_mode = "rev"
-            rows = [vjp_fn(e)[0] for e in _basis(out.shape, out.dtype)]
-            if not rows:
-                return zeros(out.shape + x.shape, x.dtype)
-            return reshape(stack(rows), out.shape + x.shape)
+            return _jac_reverse(x, out, vjp_fn)
         wrapped.last_mode = "fwd"
         return _jac_forward(f_x, x, out.shape)
 

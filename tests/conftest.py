@@ -1,4 +1,5 @@
-"""Shared fixtures: every backend-dependent test runs on NumPy (the reference) and Taichi."""
+"""Shared fixtures: every backend-dependent test runs on NumPy (the reference) and on Taichi,
+with Taichi kernels only and with the auto dispatch policy."""
 
 from __future__ import annotations
 
@@ -21,11 +22,17 @@ settings.register_profile(
 )
 settings.load_profile("tfgrad")
 
-BACKENDS = ("numpy", "taichi")
+# The id names the setting: "taichi-only" runs every op as its Taichi kernel (so every kernel
+# stays tested), "taichi" is the default dispatch="auto" policy (BLAS, NumPy for tiny arrays).
+BACKENDS = {
+    "numpy": {"backend": "numpy"},
+    "taichi-only": {"backend": "taichi", "dispatch": "taichi-only"},
+    "taichi": {"backend": "taichi", "dispatch": "auto"},
+}
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=list(BACKENDS))
 def backend(request):
-    """Run the test with the current backend set to each backend in turn."""
-    with tfgrad.use_backend(request.param) as b:
+    """Run the test with the current backend set to each backend setting in turn."""
+    with tfgrad.use_backend(**BACKENDS[request.param]) as b:
         yield b

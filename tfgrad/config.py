@@ -29,12 +29,16 @@ def _make(backend: str, **options) -> Any:
     return _instances[key]
 
 
-def init(backend: str = "taichi", arch: str | None = None, **options) -> Any:
-    """Choose the backend (``"taichi"`` or ``"numpy"``) and, for Taichi, the arch.
+def init(
+    backend: str = "taichi", arch: str | None = None, dispatch: str | None = None, **options
+) -> Any:
+    """Choose the backend (``"taichi"`` or ``"numpy"``) and, for Taichi, the arch and dispatch.
 
     ``arch="cpu"`` (the default) runs Taichi's CPU kernels; ``arch="gpu"`` picks CUDA, Vulkan or
     Metal where Taichi finds one, and raises :class:`~tfgrad.errors.BackendError` when none is
-    found. Returns the backend object.
+    found. ``dispatch="auto"`` (the default) runs each op with the implementation measured
+    fastest for its dtype and size (BLAS for a CPU matmul, NumPy for a tiny array, else Taichi);
+    ``dispatch="taichi-only"`` runs every op as a Taichi kernel. Returns the backend object.
 
     >>> import tfgrad
     >>> tfgrad.init(backend="numpy").name
@@ -43,6 +47,11 @@ def init(backend: str = "taichi", arch: str | None = None, **options) -> Any:
     global _current
     if backend == "taichi":
         options["arch"] = arch or DEFAULT_ARCH
+        options["dispatch"] = dispatch or "auto"
+    elif dispatch is not None:
+        from .errors import BackendError
+
+        raise BackendError(f"The {backend} backend has one implementation; drop dispatch=.")
     elif arch not in (None, "cpu"):
         from .errors import BackendError
 

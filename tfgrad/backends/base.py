@@ -81,7 +81,8 @@ class Backend(Protocol):
         """Run backend op ``op`` on buffers; return the new buffer."""
 
     def implementation(self, op: str) -> str:
-        """Which implementation runs ``op`` (shown on tape records), e.g. ``"taichi"``."""
+        """Which implementation ran the latest ``run(op, ...)`` (shown on tape records), e.g.
+        ``"taichi"``, or ``"numpy"``/``"blas"`` where a backend's dispatch policy chose them."""
 
 
 _REGISTRY: dict[str, str] = {

@@ -1,4 +1,4 @@
-"""The Taichi backend: every backend op runs as a Taichi kernel, on the CPU or a GPU.
+"""The Taichi backend: every backend op has a Taichi kernel, on the CPU or a GPU.
 
 Buffers
     On the CPU a buffer is a C-contiguous NumPy array with the logical shape; kernels take it
@@ -12,9 +12,12 @@ Storage
     them (see :mod:`.codec`). float16 and bfloat16 compute in float32, rounding once on store.
 
 Dispatch
-    Taichi's parallel loop costs a thread-pool dispatch; below a measured size a kernel runs its
-    loop serially on the calling thread instead (``SERIAL_BELOW``). No op falls back to NumPy:
-    NumPy only allocates outputs, makes views, and computes index metadata on the host.
+    Which implementation runs an op is the policy of :mod:`.dispatch`: under ``dispatch="auto"``
+    a CPU matmul in float32/float64 runs BLAS through NumPy and a tiny float array runs the
+    reference backend's NumPy function; under ``"taichi-only"`` (the default of this class; the
+    default of ``tfgrad.init`` is ``"auto"``) every op runs its Taichi kernel. Within a kernel,
+    Taichi's parallel loop costs a thread-pool dispatch; below a measured size the loop runs
+    serially on the calling thread instead (``SERIAL_BELOW``).
 
 Taichi runtime
     One per process. ``TaichiBackend(arch)`` calls ``ti.init`` the first time; another instance
@@ -41,8 +44,10 @@ import taichi as ti
 
 from ...errors import BackendError, DtypeError, MissingKernelError, ShapeError
 from ..base import BACKEND_OPS, BINARY_OPS, COMPARE_OPS
+from ..numpy_backend import NumpyBackend
 from ..rng import MANTISSA_BITS
 from . import creation, elementwise, linalg, movement, reduce
+from .dispatch import TAICHI, Policy
 
 __all__ = ["TaichiBackend", "DeviceArray", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
 
@@ -139,7 +144,7 @@ _ARCHS = {
     "vulkan": ("vulkan",),
     "metal": ("metal",),
 }
-_OPTIONS = ("buffers", "serial_below", "cpu_max_num_threads", "debug")
+_OPTIONS = ("dispatch", "buffers", "serial_below", "cpu_max_num_threads", "debug")
 
 # The process's one Taichi runtime: which arch and options it was started with, and a
 # generation that grows with every ti.init (buffers of older generations on a GPU are gone).
@@ -292,6 +297,9 @@ class TaichiBackend:
     Vulkan or Metal (or name one: ``"cuda"``, ``"vulkan"``, ``"metal"``) and raises
     :class:`~tfgrad.errors.BackendError` where Taichi finds none. Options:
 
+    - ``dispatch="taichi-only"`` (the default here): every op runs its Taichi kernel;
+      ``dispatch="auto"`` (``tfgrad.init``'s default): the measured policy of :mod:`.dispatch`
+      (BLAS for a CPU float matmul, NumPy for a tiny float array);
     - ``buffers="ndarray"``: keep buffers in Taichi ndarrays (:class:`DeviceArray`) on the CPU
       too, as on a GPU (for testing that path without one);
     - ``serial_below=n``: run loops serially below ``n`` elements (default: the measured
@@ -333,6 +341,11 @@ class TaichiBackend:
             default if below is None else (below, below)
         )
         self._meta_cache: dict[tuple[int, ...], Any] = {}
+        self.dispatch = options.get("dispatch", "taichi-only")
+        # Device buffers (a GPU, or buffers="ndarray") stay on the device: Taichi for everything.
+        self.policy = Policy(self.dispatch, "device" if self._device_buffers else "cpu")
+        self._reference = NumpyBackend()  # the "numpy" and "blas" implementations: its _OPS
+        self._last: dict[str, str] = {}
         self._ops = {op: partial(self._unary, op) for op in _UNARY}
         self._ops.update({op: partial(self._binary, op) for op in _BINARY})
         self._ops.update({op: partial(self._reduction, op) for op in _REDUCTIONS})
@@ -357,7 +370,9 @@ class TaichiBackend:
         assert set(self._ops) == set(BACKEND_OPS), set(BACKEND_OPS) ^ set(self._ops)
 
     def __repr__(self) -> str:
-        return f"TaichiBackend(arch={self.arch!r}, device={self.device!r})"
+        return (
+            f"TaichiBackend(arch={self.arch!r}, device={self.device!r}, dispatch={self.dispatch!r})"
+        )
 
     # ---- The Backend protocol ----
     def from_numpy(self, array: np.ndarray) -> np.ndarray | DeviceArray:
@@ -382,17 +397,28 @@ class TaichiBackend:
         return flat.view(buf.dtype).reshape(buf.shape)
 
     def implementation(self, op: str) -> str:
-        """``"taichi"``: every backend op runs as Taichi kernels, and so does a custom
-        primitive's forward built from them (:meth:`run` raises for an op with no kernel)."""
-        return "taichi"
+        """The implementation that ran the latest ``run(op, ...)``: ``"taichi"``, ``"blas"`` or
+        ``"numpy"`` (``"taichi"`` before any run, and for an op that is not a backend op)."""
+        # NOTE: the tape asks right after the forward ran, so this is what ran that forward,
+        # without the tape recomputing the policy's inputs (dtype, size) from its tensors. Kept
+        # per op rather than one "last" so that ops run in between by an enclosing trace (a JVP
+        # computing tangents) report their own runs, not the record's.
+        return self._last.get(op, TAICHI)
 
     def run(self, op: str, *bufs: Any, **params: Any) -> Any:
-        """Run backend op ``op`` (see :mod:`tfgrad.backends.base`) as Taichi kernels."""
+        """Run backend op ``op`` (see :mod:`tfgrad.backends.base`) with the implementation the
+        dispatch policy picks for its dtype and size."""
         fn = self._ops.get(op)
         if fn is None:
             raise MissingKernelError(
                 f"The taichi backend has no kernel for op {op!r}; its ops are {sorted(self._ops)}."
             )
+        chosen = self.policy.choose(op, bufs, params) if self.policy.table else TAICHI
+        self._last[op] = chosen
+        if chosen != TAICHI:  # "numpy" and "blas" both run the reference backend's function
+            out = self._reference.run(op, *bufs, **params)
+            # NumPy returns a scalar for a 0-d result; buffers are always C-contiguous arrays
+            return out if type(out) is np.ndarray else np.asarray(out)
         if self._generation != _RUNTIME["generation"]:
             self._check_runtime()
         return fn(*bufs, **params)

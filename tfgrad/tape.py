@@ -49,30 +49,49 @@ def name_scope(name: str) -> Iterator[None]:
         _scopes.pop()
 
 
-@dataclass(eq=False)
 class Record:
     """One primitive application on a tape, as plain data.
 
     ``inputs`` are the variable ids of the tracked inputs (``None`` for a constant), ``output``
-    the id of the result. After a sweep, ``adjoint`` holds the cotangent that reached the
-    output (``None`` if the sweep did not pass through this record).
+    the id of the result, ``implementation`` what ran its forward (``"taichi"``, ``"numpy"``,
+    ``"blas"``), ``scope`` the enclosing :func:`name_scope` names. After a sweep, ``adjoint``
+    holds the cotangent that reached the output (``None`` if the sweep did not pass through).
+    Shapes and dtypes are read from the values the record keeps for its rules.
     """
 
-    index: int
-    op: str
-    inputs: tuple[int | None, ...]
-    output: int
-    input_shapes: tuple[tuple[int, ...], ...]
-    input_dtypes: tuple[str, ...]
-    shape: tuple[int, ...]
-    dtype: str
-    params: dict
-    implementation: str
-    scope: str = ""  # the enclosing name_scope(s), "/"-joined: widgets group records by it
-    _prim: Primitive = field(repr=False, default=None)
-    _primals: tuple = field(repr=False, default=())
-    _ans: Tensor | None = field(repr=False, default=None)
-    _adjoint: Tensor | None = field(repr=False, default=None)
+    # A plain class with slots: one is made per recorded op, so construction is kept cheap.
+    __slots__ = ("index", "op", "inputs", "output", "params", "implementation", "scope",
+                 "_prim", "_primals", "_ans", "_adjoint")  # fmt: skip
+
+    def __init__(self, index: int, prim: Primitive, inputs: tuple, output: int, params: dict,
+                 implementation: str, scope: str, primals: tuple, ans: Tensor):  # fmt: skip
+        self.index = index
+        self.op = prim.name
+        self.inputs = inputs
+        self.output = output
+        self.params = params
+        self.implementation = implementation
+        self.scope = scope
+        self._prim = prim
+        self._primals = primals
+        self._ans = ans
+        self._adjoint: Tensor | None = None
+
+    @property
+    def input_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return tuple(p.shape for p in self._primals)
+
+    @property
+    def input_dtypes(self) -> tuple[str, ...]:
+        return tuple(p.dtype.name for p in self._primals)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._ans.shape
+
+    @property
+    def dtype(self) -> str:
+        return self._ans.dtype.name
 
     @property
     def value(self) -> np.ndarray:
@@ -82,6 +101,13 @@ class Record:
     @property
     def adjoint(self) -> np.ndarray | None:
         return None if self._adjoint is None else full_lower(self._adjoint).numpy()
+
+    def __repr__(self) -> str:
+        return (
+            f"Record(index={self.index}, op={self.op!r}, inputs={self.inputs}, "
+            f"output={self.output}, shape={self.shape}, dtype={self.dtype!r}, "
+            f"implementation={self.implementation!r}, scope={self.scope!r})"
+        )
 
 
 @dataclass(eq=False)
@@ -230,20 +256,15 @@ class GradientTape(Trace):
         if not ans.dtype.is_floating:
             return ans
         record = Record(
-            index=len(self.records),
-            op=prim.name,
-            inputs=tuple(variables),
-            output=next(self._variables),
-            input_shapes=tuple(p.shape for p in primals),
-            input_dtypes=tuple(p.dtype.name for p in primals),
-            shape=ans.shape,
-            dtype=ans.dtype.name,
-            params=dict(params),
-            implementation=config.current_backend().implementation(prim.backend_op),
-            scope="/".join(_scopes),
-            _prim=prim,
-            _primals=tuple(primals),
-            _ans=ans,
+            len(self.records),
+            prim,
+            tuple(variables),
+            next(self._variables),
+            params,
+            config.current_backend().implementation(prim.backend_op),
+            "/".join(_scopes),
+            tuple(primals),
+            ans,
         )
         self.records.append(record)
         self._producer[record.output] = record

@@ -49,8 +49,28 @@ def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
         ) from None
 
 
+def _fast_pair(x: Any, y: Any, floating: bool) -> list[Tensor] | None:
+    # The common cases of the hot path, answered without the general promotion: two tensors of
+    # one dtype and shape, or a float tensor with a Python float (which takes its dtype).
+    if isinstance(x, Tensor):
+        if isinstance(y, Tensor):
+            if x._dtype is y._dtype and x._shape == y._shape:
+                if not floating or x._dtype.kind == "f":
+                    return [x, y]
+            return None
+        if type(y) is float and x._dtype.kind == "f":
+            return [x, tensor(y, x._dtype)]
+    elif type(x) is float and isinstance(y, Tensor) and y._dtype.kind == "f":
+        return [tensor(x, y._dtype), y]
+    return None
+
+
 def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:
     """Promote arguments to one dtype (weak Python scalars, as NumPy 2), check broadcasting."""
+    if len(args) == 2:
+        fast = _fast_pair(args[0], args[1], floating)
+        if fast is not None:
+            return fast
     dt = result_dtype(*(dtype_of(a) for a in args))
     if floating and not dt.is_floating:
         dt = float64

@@ -108,6 +108,19 @@ def broadcast_to_shapes(data, min_side):
     return [shapes.input_shapes[0]], {"shape": shapes.result_shape}
 
 
+def expand_dims_shapes(data, min_side):
+    shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=min_side, max_side=4))
+    return [shape], {"axis": data.draw(st.integers(-len(shape) - 1, len(shape)))}
+
+
+def squeeze_shapes(data, min_side):
+    sides = st.sampled_from([1, 1, 2, 3]) if min_side else st.sampled_from([0, 1, 1, 2, 3])
+    shape = tuple(data.draw(st.lists(sides, min_size=0, max_size=4)))
+    ones = [i for i, n in enumerate(shape) if n == 1]
+    axis = data.draw(st.one_of(st.none(), st.sampled_from(ones))) if ones else None
+    return [shape], {"axis": axis}
+
+
 def concat_shapes(data, min_side):
     shape = list(data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=3)))
     axis = data.draw(st.integers(0, len(shape) - 1))
@@ -255,6 +268,8 @@ OPS = [
     OpCase("reshape", tg.reshape, np.reshape, reshape_shapes),
     OpCase("transpose", tg.transpose, np.transpose, transpose_shapes),
     OpCase("broadcast_to", tg.broadcast_to, np.broadcast_to, broadcast_to_shapes),
+    OpCase("expand_dims", tg.expand_dims, np.expand_dims, expand_dims_shapes),
+    OpCase("squeeze", tg.squeeze, np.squeeze, squeeze_shapes),
     OpCase(
         "concatenate",
         lambda *xs, axis: tg.concatenate(xs, axis),

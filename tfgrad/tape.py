@@ -188,7 +188,6 @@ class GradientTape(Trace):
         self.records: list[Record] = []
         self.leaves: list[Leaf] = []
         self._variables = itertools.count()
-        self._producer: dict[int, Record | Leaf] = {}
         self._observers: list[Callable[[TapeEvent], None]] = []
         self._entered = False
         self._used = False
@@ -229,7 +228,6 @@ class GradientTape(Trace):
             )
         leaf = Leaf(next(self._variables), x.shape, x.dtype.name, _value=x)
         self.leaves.append(leaf)
-        self._producer[leaf.variable] = leaf
         self._emit(TapeEvent("watch", self.id, leaf=leaf))
         return TrackedTensor(self, x, leaf.variable)
 
@@ -267,7 +265,6 @@ class GradientTape(Trace):
             ans,
         )
         self.records.append(record)
-        self._producer[record.output] = record
         self._emit(TapeEvent("record", self.id, record=record))
         return TrackedTensor(self, ans, record.output)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .ops._common import as_tensor
 from .primitive import full_lower
-from .tape import GradientTape, Record, TapeEvent
+from .tape import GradientTape, Record, TapeEvent, TrackedTensor
 from .tensor import Tensor
 
 __all__ = ["GraphNode", "GraphEdge", "Frame", "TapeGraph", "trace_tape", "graph_of"]
@@ -98,7 +98,6 @@ def graph_of(tape: GradientTape, target: Tensor, events: list[TapeEvent],
     recorded and swept ``target``."""
     names = names or [f"x{i}" for i in range(len(tape.leaves))]
     leaf_ids = {leaf.variable: names[i] for i, leaf in enumerate(tape.leaves)}
-    record_of_output = {r.output: r for r in tape.records}
     # Variable ids in the records are tape variables; map them to node ids.
     var_to_id = dict(leaf_ids)
     var_to_id.update({r.output: f"r{r.index}" for r in tape.records})
@@ -137,7 +136,7 @@ def graph_of(tape: GradientTape, target: Tensor, events: list[TapeEvent],
 
     output = var_to_id.get(getattr(target, "variable", None), nodes[-1].id)
     graph = TapeGraph(nodes, edges, output)
-    graph.reverse_frames = _reverse_frames(graph, events, var_to_id, record_of_output)
+    graph.reverse_frames = _reverse_frames(graph, events, var_to_id)
     graph.forward_input = names[forward_input] if tape.leaves else None
     graph.forward_frames = _forward_frames(graph, tape, forward_input, var_to_id)
     return graph
@@ -177,7 +176,7 @@ def _layout_ids(records, var_to_id, leaf_ids, const_inputs) -> dict[str, tuple[i
     return {n: (layer[n], offset[scope[n]] + local[n]) for n in layer}
 
 
-def _reverse_frames(graph: TapeGraph, events, var_to_id, record_of_output) -> list[Frame]:
+def _reverse_frames(graph: TapeGraph, events, var_to_id) -> list[Frame]:
     frames: list[Frame] = []
     visible: set[str] = {n.id for n in graph.nodes if n.kind == "input"}
     op_inputs = {}
@@ -286,14 +285,8 @@ def graph_of_tape(tape: GradientTape, target: Tensor, forward_input: int = 0) ->
     events = [TapeEvent("record", tape.id, record=r) for r in tape.records]
     stop = tape.observe(events.append)
     try:
-        leaves = [t for t in _watched(tape)]
-        tape.gradient(target, leaves)
+        sources = [TrackedTensor(tape, leaf._value, leaf.variable) for leaf in tape.leaves]
+        tape.gradient(target, sources)
     finally:
         stop()
     return graph_of(tape, target, events, None, forward_input)
-
-
-def _watched(tape: GradientTape) -> list:
-    from .tape import TrackedTensor
-
-    return [TrackedTensor(tape, leaf._value, leaf.variable) for leaf in tape.leaves]

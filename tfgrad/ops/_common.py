@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import config
 from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import DtypeError, ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, tensor
+from ..tensor import Tensor, tensor, wrap
 
 PYTHON_SCALARS = (bool, int, float)  # weak; NumPy scalars carry their dtype
 
@@ -114,9 +115,7 @@ cast_p = Primitive("cast")
 
 
 def _cast_impl(x: Tensor, dtype: DType) -> Tensor:
-    from .. import config
-    from ..tensor import wrap
-
+    # The backend takes a NumPy dtype; the rules keep tfgrad's DType in the params.
     backend = config.current_backend()
     return wrap(backend.run("cast", x._data, dtype=dtype.numpy), backend)
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor, zeros
-from ._common import as_tensor, normalize_axes
+from ._common import as_tensor, normalize_axes, promote_args_nobroadcast
 
 __all__ = [
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
@@ -155,8 +155,6 @@ concatenate_p.jvp_all = _concatenate_jvp
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis, as ``numpy.concatenate``."""
-    from ._common import promote_args_nobroadcast
-
     xs = [as_tensor(t) for t in tensors]  # shapes are checked before any cast is recorded
     if not xs or xs[0].ndim == 0:
         raise ShapeError(
@@ -259,8 +257,6 @@ def scatter_add(x: Any, indices: Any, updates: Any, axis: int = 0) -> Tensor:
 
     ``updates`` has ``x``'s shape with axis ``axis`` replaced by ``indices``' shape.
     """
-    from ._common import promote_args_nobroadcast
-
     # Shapes are checked before promotion, so a failed call records no cast on a tape.
     x_shape, u_shape = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, updates))
     (axis,) = normalize_axes("scatter_add", axis, len(x_shape))

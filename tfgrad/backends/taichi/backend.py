@@ -135,7 +135,7 @@ _BINARY = {
 }
 # NumPy's logical or/and on bools (pow: x or not y); sub and div refuse or leave bool
 _BOOL_ARITHMETIC = ("add", "mul", "maximum", "minimum", "pow")
-_REDUCTIONS = {"sum": reduce.sum_kernel, "max": reduce.max_kernel, "prod": reduce.prod_kernel}
+_REDUCTIONS = ("sum", "max", "prod")
 
 _ARCHS = {
     "cpu": ("cpu",),
@@ -598,17 +598,19 @@ class TaichiBackend:
         if size == 1:  # one element per output: the values themselves
             return self._reshape(x, out_shape)
         source, inner = self._reduction_layout(x, axes, kept)
-        kernel = _REDUCTIONS[op]
         partial_dtype = x.dtype if op == "max" else _ACCUMULATOR[x.dtype]
         out = self._empty(out_shape, x.dtype)
         serial = self._serial(x.size)
         if n_out < SPLIT_BELOW_OUTPUTS and size > 2 * REDUCE_BLOCK:
             n_blocks = -(-size // REDUCE_BLOCK)
             partials = self._empty((n_out * n_blocks,), partial_dtype)
-            kernel(self._arg(source), self._arg(partials), size, inner, REDUCE_BLOCK, serial)
-            kernel(self._arg(partials), self._arg(out), n_blocks, inner, n_blocks, True)
+            reduce.reduce_kernel(
+                self._arg(source), self._arg(partials), size, inner, REDUCE_BLOCK, serial, op
+            )
+            reduce.reduce_kernel(self._arg(partials), self._arg(out), n_blocks, inner, n_blocks,
+                                 True, op)  # fmt: skip
         else:
-            kernel(self._arg(source), self._arg(out), size, inner, size, serial)
+            reduce.reduce_kernel(self._arg(source), self._arg(out), size, inner, size, serial, op)
         return out
 
     def _reduction_layout(self, x, axes: tuple[int, ...], kept: list[int]):

@@ -61,56 +61,29 @@ def reduce_block(x: ti.template(), first, count, inner, start, op: ti.template()
 
 
 @ti.kernel
-def sum_kernel(
+def reduce_kernel(
     x: ti.types.ndarray(ndim=1),
     out: ti.types.ndarray(ndim=1),
     size: ti.i32,
     inner: ti.i32,
     block: ti.i32,
     serial: ti.template(),
+    op: ti.template(),
 ):
-    # out[o, b, i] = sum_{r in block b} x[o, r, i], accumulated in f32 (halves, float32),
-    # f64 or i64 (integers; bools count, stored as count != 0, as NumPy's sum then astype)
+    # out[o, b, i] = op_{r in block b} x[o, r, i] for op "sum", "prod" or "max" (compiled once
+    # per op). sum and prod accumulate in f32 (halves, float32), f64 or i64 (integers; bools
+    # count, stored as count != 0, as NumPy's sum then astype). max is NaN if any element is
+    # NaN: every lane starts from the block's first element (blocks are non-empty).
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for t in range(out.shape[0]):
         first, count = block_of(t, size, inner, block)
-        store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x), "sum"))
-
-
-@ti.kernel
-def prod_kernel(
-    x: ti.types.ndarray(ndim=1),
-    out: ti.types.ndarray(ndim=1),
-    size: ti.i32,
-    inner: ti.i32,
-    block: ti.i32,
-    serial: ti.template(),
-):
-    # out[o, b, i] = prod_{r in block b} x[o, r, i], accumulated as in sum_kernel
-    if ti.static(serial):
-        ti.loop_config(serialize=True)
-    for t in range(out.shape[0]):
-        first, count = block_of(t, size, inner, block)
-        store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x) + 1, "prod"))
-
-
-@ti.kernel
-def max_kernel(
-    x: ti.types.ndarray(ndim=1),
-    out: ti.types.ndarray(ndim=1),
-    size: ti.i32,
-    inner: ti.i32,
-    block: ti.i32,
-    serial: ti.template(),
-):
-    # out[o, b, i] = max_{r in block b} x[o, r, i], NaN if any is NaN (every lane starts from
-    # the block's first element: blocks are non-empty)
-    if ti.static(serial):
-        ti.loop_config(serialize=True)
-    for t in range(out.shape[0]):
-        first, count = block_of(t, size, inner, block)
-        store(out, t, reduce_block(x, first, count, inner, load(x, first), "max"))
+        if ti.static(op == "max"):
+            store(out, t, reduce_block(x, first, count, inner, load(x, first), op))
+        elif ti.static(op == "prod"):
+            store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x) + 1, op))
+        else:
+            store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x), op))
 
 
 @ti.kernel
@@ -124,7 +97,7 @@ def cumsum_kernel(
     serial: ti.template(),
 ):
     # out[o, r, i] = sum_{s <= r} x[o, s, i] (s >= r when reverse), one running sum per column
-    # (o, i) in the accumulator dtype of sum_kernel, each prefix rounded once to the dtype
+    # (o, i) in the accumulator dtype of reduce_kernel's sum, each prefix rounded once to the dtype
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for c in range(n_columns):

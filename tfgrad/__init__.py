@@ -12,6 +12,7 @@ from .dtypes import DType, bfloat16, bool_, float16, float32, float64, int32, in
 from .errors import TfgradError
 from .forward import DualTensor
 from .gradcheck import gradcheck
+from .jit import jit
 from .ops import (
     abs,
     add,

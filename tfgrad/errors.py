@@ -16,6 +16,7 @@ __all__ = [
     "MissingKernelError",
     "NumericalError",
     "GradcheckError",
+    "TracingError",
 ]
 
 
@@ -53,3 +54,7 @@ class NumericalError(TfgradError, FloatingPointError):
 
 class GradcheckError(TfgradError, AssertionError):
     """:func:`tfgrad.gradcheck` found analytic and numeric derivatives that disagree."""
+
+
+class TracingError(TfgradError, RuntimeError):
+    """:func:`tfgrad.jit` met something it cannot compile (Python control flow on traced values)."""

@@ -24,13 +24,15 @@ from . import config
 from .errors import MissingRuleError, NumericalError
 from .tensor import Tensor, wrap
 
-__all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower"]
+__all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
 
 _levels = itertools.count(1)
 
 
 class Trace:
     """One active transformation. Subclasses implement :meth:`process`."""
+
+    carries_derivatives = True  # False for a trace that stages ops (jit): see strip_derivatives
 
     def __init__(self):
         self.level = 0
@@ -60,6 +62,14 @@ class Tracer(Tensor):
 def full_lower(x: Tensor) -> Tensor:
     """The concrete value under every tracer."""
     while isinstance(x, Tracer):
+        x = x.primal
+    return x
+
+
+def strip_derivatives(x: Tensor) -> Tensor:
+    """``x`` without the derivative traces on it (what ``stop_gradient`` returns); a staging
+    trace (``tfgrad.jit``) stays, so the value is still computed from the function's inputs."""
+    while isinstance(x, Tracer) and x._trace.carries_derivatives:
         x = x.primal
     return x
 

@@ -80,6 +80,10 @@ class Backend(Protocol):
     def run(self, op: str, *bufs: Any, **params: Any) -> Any:
         """Run backend op ``op`` on buffers; return the new buffer."""
 
+    def kernel_for(self, op: str, *bufs: Any, **params: Any) -> tuple[Any, str]:
+        """``(fn, implementation)``: what ``run`` would call for these buffers' shapes and
+        dtypes, decided once, as ``fn(*bufs)`` (``tfgrad.jit`` compiles its steps to these)."""
+
     def implementation(self, op: str) -> str:
         """Which implementation ran the latest ``run(op, ...)`` (shown on tape records), e.g.
         ``"taichi"``, or ``"numpy"``/``"blas"`` where a backend's dispatch policy chose them."""

@@ -6,6 +6,8 @@ kernels are tested for agreement with it. It is also the backend where Taichi ca
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..errors import MissingKernelError
@@ -166,6 +168,13 @@ class NumpyBackend:
             raise MissingKernelError(f"The numpy backend has no op {op!r}.")
         with np.errstate(all="ignore"):  # inf/NaN follow IEEE rules, as in every kernel
             return fn(*bufs, **params)
+
+    def kernel_for(self, op: str, *bufs, **params):
+        """``(fn, "numpy")`` with ``fn(*bufs)`` computing the op (see ``TaichiBackend``'s)."""
+        fn = _OPS.get(op)
+        if fn is None:
+            raise MissingKernelError(f"The numpy backend has no op {op!r}.")
+        return (partial(fn, **params) if params else fn), "numpy"
 
     def __repr__(self) -> str:
         return "NumpyBackend()"

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from ..errors import ShapeError
-from ..primitive import full_lower
+from ..primitive import strip_derivatives
 from ..tensor import Tensor
 from ._common import as_tensor, normalize_axes, to_float
 from .elementwise import (
@@ -35,7 +35,7 @@ __all__ = [
 
 def stop_gradient(x: Any) -> Tensor:
     """``x`` as a constant: no derivative flows through it, in any mode or order."""
-    return full_lower(as_tensor(x))
+    return strip_derivatives(as_tensor(x))
 
 
 def square(x: Any) -> Tensor:

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 from .errors import DtypeError, ShapeError
 from .forward import forward_pass
-from .ops import reshape, stack
+from .ops import concatenate, reshape, stack, transpose
 from .ops._common import as_tensor
 from .primitive import Tracer
 from .tape import GradientTape
@@ -195,25 +195,46 @@ def _jac_reverse(x, out, vjp_fn):
     return reshape(stack(rows), out.shape + x.shape)
 
 
-def _jac_forward(f_x, x):
-    """One forward-mode pass per input element. ``f`` is evaluated once, on a tape, and each
-    basis tangent is pushed through the recorded ops with their JVP rules
-    (:meth:`GradientTape.push_tangents`): the same tangents a fresh ``jvp`` per column would
-    give, bit for bit, without re-running ``f`` each time (2× faster for a Rosenbrock Hessian
-    of 128 variables, where ``f`` is itself a gradient)."""
+# A batched push holds B tangents of every recorded value at once: B is chosen so that the widest
+# of them stays near this many elements (32 MiB in float64).
+_FWD_CHUNK_ELEMENTS = 1 << 22
+
+
+def _jac_forward(f_x, x, chunk_size: int | None = None):
+    """Forward mode, one basis tangent per input element. ``f`` is evaluated once, on a tape,
+    and the basis tangents are pushed through the recorded ops with their JVP rules
+    (:meth:`GradientTape.push_tangents`), ``chunk_size`` of them per pass with a batch axis
+    (all of them in one pass unless the tape is large); ``chunk_size=1`` pushes them one by
+    one. Either way the tangents are those a fresh ``jvp`` per column would give, without
+    re-running ``f`` each time (where ``f`` is itself a gradient, as in ``hessian``)."""
     with GradientTape(persistent=True) as tape:
         tracked = tape.watch(x)
         out = as_tensor(f_x(tracked))
     out_var = out.variable if isinstance(out, Tracer) and out._trace is tape else None
     out_value = _unwrap(out, tape)
-    cols = []
-    for e in _basis(x.shape, x.dtype):
-        tangents = tape.push_tangents({tracked.variable: e}) if out_var is not None else {}
-        t = tangents.get(out_var)
-        cols.append(zeros(out_value.shape, out_value.dtype) if t is None else t)
-    if not cols:
+    n = x.size
+    if n == 0:
         return zeros(out_value.shape + x.shape, x.dtype)
-    return reshape(stack(cols, axis=-1), out_value.shape + x.shape)
+    if out_var is None:
+        return zeros(out_value.shape + x.shape, out_value.dtype)
+    if chunk_size == 1:
+        cols = []
+        for e in _basis(x.shape, x.dtype):
+            t = tape.push_tangents({tracked.variable: e}).get(out_var)
+            cols.append(zeros(out_value.shape, out_value.dtype) if t is None else t)
+        return reshape(stack(cols, axis=-1), out_value.shape + x.shape)
+    if chunk_size is None:
+        widest = max([n, out_value.size] + [r._ans.size for r in tape.records])
+        chunk_size = max(1, _FWD_CHUNK_ELEMENTS // widest)
+    blocks = []
+    for start in range(0, n, chunk_size):
+        b = min(chunk_size, n - start)
+        basis = reshape(eye(b, n, k=start, dtype=x.dtype), (b,) + x.shape)  # rows start..+b
+        t = tape.push_tangents({tracked.variable: basis}, batch=b).get(out_var)
+        blocks.append(zeros((b,) + out_value.shape, out_value.dtype) if t is None else t)
+    cols = blocks[0] if len(blocks) == 1 else concatenate(blocks)  # (n, *out)
+    cols = transpose(cols, tuple(range(1, cols.ndim)) + (0,))
+    return reshape(cols, out_value.shape + x.shape)
 
 
 def jacrev(f: Callable, argnums: int = 0):
@@ -226,14 +247,23 @@ def jacrev(f: Callable, argnums: int = 0):
     return wrapped
 
 
-def jacfwd(f: Callable, argnums: int = 0):
-    """The Jacobian by forward mode: one pass per input element (shape ``out + in``)."""
+def jacfwd(f: Callable, argnums: int = 0, chunk_size: int | None = None):
+    """The Jacobian by forward mode: one tangent per input element (shape ``out + in``).
+
+    The tangents are pushed together, in batches of ``chunk_size`` (by default as many as fit
+    in a few million elements per recorded value); ``chunk_size=1`` pushes one at a time."""
 
     def wrapped(*args):
         x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacfwd")[0])
-        return _jac_forward(f_x, x)
+        return _jac_forward(f_x, x, _chunk(chunk_size))
 
     return wrapped
+
+
+def _chunk(chunk_size: int | None) -> int | None:
+    if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+        raise ValueError(f"jacfwd: chunk_size must be a positive integer, got {chunk_size!r}.")
+    return None if chunk_size is None else int(chunk_size)
 
 
 def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
@@ -262,15 +292,16 @@ def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
     return wrapped
 
 
-def hessian(f: Callable, argnums: int = 0):
-    """The exact Hessian of a scalar function: forward mode over reverse mode.
+def hessian(f: Callable, argnums: int = 0, chunk_size: int | None = None):
+    """The exact Hessian of a scalar function: forward mode over reverse mode
+    (``chunk_size`` as in :func:`jacfwd`).
 
     >>> import tfgrad as tg
     >>> tg.hessian(lambda x: tg.sum(x ** 3))(tg.tensor([1.0, 2.0])).numpy()
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    return jacfwd(grad(f, argnums), argnums)
+    return jacfwd(grad(f, argnums), argnums, chunk_size)
 
 
 def hvp(f: Callable, primals: Any, tangents: Any):

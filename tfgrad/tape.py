@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import config
+from .batching import batched_jvp
 from .errors import DtypeError, ShapeError, TapeError
 from .ops import add, astype, broadcast_to, unbroadcast
 from .ops._common import as_tensor, broadcast_shapes
@@ -406,14 +407,22 @@ class GradientTape(Trace):
                                      total=adjoints[variable]))  # fmt: skip
 
     # ---- Forward mode over the recorded tape ----
-    def push_tangents(self, tangents: dict[int, Any]) -> dict[int, Tensor]:
+    def push_tangents(
+        self, tangents: dict[int, Any], batch: int | None = None
+    ) -> dict[int, Tensor]:
         """Carry tangents forward through the recorded records with the JVP rules.
 
         ``tangents`` maps watched variables (``leaf.variable``) to tangent tensors; returns the
         tangent of every variable that depends on them. This is forward mode replayed on the
         tape, for showing next to the reverse sweep; :func:`tfgrad.jvp` is forward mode
         without any tape.
+
+        With ``batch=B``, every tangent carries a leading batch axis (shape ``(B, *shape)``)
+        and all B are pushed in one pass (:mod:`tfgrad.batching`): what ``jacfwd`` uses to
+        push every basis tangent at once.
         """
+        if batch is not None:
+            return self._push_batched(tangents, int(batch))
         out = {v: as_tensor(t) for v, t in tangents.items()}
         for record in self.records:
             prim, primals, params = record._prim, record._primals, record.params
@@ -434,6 +443,29 @@ class GradientTape(Trace):
                 tangent = as_tensor(tangent)
                 if tangent.shape != record.shape:
                     tangent = broadcast_to(tangent, record.shape)
+                out[record.output] = tangent
+        return out
+
+    def _push_batched(self, tangents: dict[int, Any], batch: int) -> dict[int, Tensor]:
+        shapes = {leaf.variable: leaf.shape for leaf in self.leaves}
+        shapes.update((r.output, r.shape) for r in self.records)
+        out = {}
+        for v, t in tangents.items():
+            t = as_tensor(t)
+            if v in shapes and t.shape != (batch,) + shapes[v]:
+                raise ShapeError(
+                    f"push_tangents: the tangent of variable {v} has shape {t.shape}; with "
+                    f"batch={batch} it must be {(batch,) + shapes[v]} (the batch axis first)."
+                )
+            out[v] = t
+        for record in self.records:
+            inputs = record.inputs
+            if not any(v in out for v in inputs):
+                continue
+            ts = [out.get(v) if v is not None else None for v in inputs]
+            tangent = batched_jvp(record._prim, ts, record._ans, record._primals, record.params,
+                                  batch)  # fmt: skip
+            if tangent is not None:
                 out[record.output] = tangent
         return out
 

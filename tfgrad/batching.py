@@ -1,0 +1,232 @@
+"""Batched JVP rules: forward mode for B tangents at once, over a recorded tape.
+
+``GradientTape.push_tangents(tangents, batch=B)`` carries tangents with a leading batch axis: the
+tangent of a value of shape ``S`` has shape ``(B, *S)``. Elementwise rules work unchanged on such
+tangents once the tangent is aligned on the right (NumPy broadcasting aligns trailing axes); rules
+that name axes, shapes or indices get a batched variant in :data:`BATCHED_JVPS` (axes moved by
+one, a leading full slice, ``(B,) + shape``). A primitive with neither (a custom one from
+:mod:`tfgrad.extend`) falls back to its own rules, once per batch element: correct, slower.
+Everything is written in tfgrad ops, so batched tangents are differentiable again.
+
+A rule is ``rule(tangents, ans, *primals, batch=B, **params)``; ``tangents[i]`` is input ``i``'s
+batched tangent or ``None``. It returns the output's batched tangent (or ``None`` for zero).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from .ops import add, broadcast_to, reshape, stack
+from .ops._common import cast_p
+from .ops.elementwise import (
+    abs_p,
+    add_p,
+    cos_p,
+    div_p,
+    exp_p,
+    expm1_p,
+    log1p_p,
+    log_p,
+    maximum_p,
+    minimum_p,
+    mul_p,
+    neg_p,
+    pow_p,
+    sign_p,
+    sin_p,
+    sqrt_p,
+    sub_p,
+    tan_p,
+    tanh_p,
+    where_p,
+)  # fmt: skip
+from .ops.linalg import matmul_p
+from .ops.movement import (
+    broadcast_to_p,
+    concatenate_p,
+    reshape_p,
+    scatter_add_p,
+    slice_p,
+    take_p,
+    transpose_p,
+)  # fmt: skip
+from .ops.reduce import _max_share, _prod_others, cumsum_p, max_p, prod_p, sum_p
+from .primitive import Primitive, bind
+from .tensor import Tensor, zeros
+
+__all__ = ["BATCHED_JVPS", "ELEMENTWISE", "jvp", "batched_jvp"]
+
+
+def jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict) -> Any:
+    """The output tangent of one application from its (unbatched) JVP rules, ``None`` if zero."""
+    if prim.jvp_all is not None:
+        return prim.jvp_all(tangents, ans, *primals, **params)
+    out = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        term = prim.jvp_rule(i)(t, ans, *primals, **params)
+        if term is not None:
+            out = term if out is None else add(out, term)
+    return out
+
+
+def batched_jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict,
+                batch: int) -> Tensor | None:  # fmt: skip
+    """The output's batched tangent, exactly ``(batch, *ans.shape)``, or ``None`` for zero."""
+    rule = BATCHED_JVPS.get(prim)
+    if rule is not None:
+        out = rule(tangents, ans, *primals, batch=batch, **params)
+    elif prim in ELEMENTWISE:
+        out = _elementwise(prim, tangents, ans, primals, params, batch)
+    else:
+        out = _loop(prim, tangents, ans, primals, params, batch)
+    if out is None:
+        return None
+    full = (batch,) + ans.shape
+    if out.shape != full:
+        if out.ndim < len(full):  # a rule dropped size-1 axes: align on the right of the batch
+            out = reshape(out, out.shape[:1] + (1,) * (len(full) - out.ndim) + out.shape[1:])
+        out = broadcast_to(out, full)
+    return out
+
+
+# ---- Elementwise: the unbatched rules, with tangents aligned on the right ----
+# The tangent of an input of lower rank than the output gets size-1 axes after the batch axis,
+# so that broadcasting never pairs the batch axis with an axis of a primal.
+ELEMENTWISE: frozenset[Primitive] = frozenset({
+    neg_p, exp_p, log_p, log1p_p, expm1_p, sin_p, cos_p, tan_p, tanh_p, sqrt_p, abs_p, sign_p,
+    add_p, sub_p, mul_p, div_p, pow_p, maximum_p, minimum_p, where_p, cast_p,
+})  # fmt: skip
+
+
+def _elementwise(prim, tangents, ans, primals, params, batch):
+    rank = len(ans.shape)
+    aligned = []
+    for t, p in zip(tangents, primals):
+        if t is not None and len(p.shape) < rank:
+            t = reshape(t, (batch,) + (1,) * (rank - len(p.shape)) + p.shape)
+        aligned.append(t)
+    return jvp(prim, aligned, ans, primals, params)
+
+
+# ---- The fallback: the primitive's own rules, once per batch element ----
+def _loop(prim, tangents, ans, primals, params, batch):
+    if batch == 0:
+        return zeros((0,) + ans.shape, ans.dtype)
+    columns = []
+    for b in range(batch):
+        out = jvp(prim, [None if t is None else t[b] for t in tangents], ans, primals, params)
+        columns.append(out if out is None or out.shape == ans.shape
+                       else broadcast_to(out, ans.shape))  # fmt: skip
+    if all(c is None for c in columns):
+        return None
+    return stack([zeros(ans.shape, ans.dtype) if c is None else c for c in columns])
+
+
+# ---- Rules that name axes, shapes or indices ----
+def _shift(axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(a + 1 for a in axes)
+
+
+def _only(tangents: list) -> Tensor:
+    return tangents[0]
+
+
+def _reshape(ts, ans, x, shape, batch):
+    return bind(reshape_p, _only(ts), shape=(batch,) + tuple(shape))
+
+
+def _transpose(ts, ans, x, axes, batch):
+    return bind(transpose_p, _only(ts), axes=(0,) + _shift(axes))
+
+
+def _broadcast_to(ts, ans, x, shape, batch):
+    t = _only(ts)
+    new = len(shape) - len(x.shape)
+    if new:
+        t = bind(reshape_p, t, shape=(batch,) + (1,) * new + x.shape)
+    return broadcast_to(t, (batch,) + tuple(shape))
+
+
+def _slice(ts, ans, x, index, batch):
+    return bind(slice_p, _only(ts), index=((0, batch, 1),) + tuple(index))
+
+
+def _concatenate(ts, ans, *xs, axis, batch):
+    parts = [t if t is not None else zeros((batch,) + x.shape, x.dtype) for t, x in zip(ts, xs)]
+    return bind(concatenate_p, *parts, axis=axis + 1)
+
+
+def _take(ts, ans, x, idx, axis, batch):
+    return bind(take_p, _only(ts), idx, axis=axis + 1)
+
+
+def _scatter_add(ts, ans, operand, idx, updates, axis, batch):
+    out = ts[0]
+    if ts[2] is not None:
+        dest = zeros((batch,) + operand.shape, ts[2].dtype)
+        term = bind(scatter_add_p, dest, idx, ts[2], axis=axis + 1)
+        out = term if out is None else add(out, term)
+    return out
+
+
+def _sum(ts, ans, x, axes, keepdims, batch):
+    return bind(sum_p, _only(ts), axes=_shift(axes), keepdims=keepdims)
+
+
+def _max(ts, ans, x, axes, keepdims, batch):
+    share = _max_share(ans, x, axes, keepdims)
+    return bind(sum_p, _only(ts) * share, axes=_shift(axes), keepdims=keepdims)
+
+
+def _prod(ts, ans, x, axes, keepdims, batch):
+    others = _prod_others(ans, x, axes)
+    return bind(sum_p, _only(ts) * others, axes=_shift(axes), keepdims=keepdims)
+
+
+def _cumsum(ts, ans, x, axis, reverse, batch):
+    return bind(cumsum_p, _only(ts), axis=axis + 1, reverse=reverse)
+
+
+def _matmul(ts, ans, a, b, batch):
+    # One matmul for the whole batch: the batch axis joins the rows of a's tangent (or the
+    # columns of b's), so the product runs as one large GEMM rather than B small ones.
+    lead = len(a.shape) - 2  # a and b share these batch dimensions
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    front = a.shape[:-2]
+    out = None
+    if ts[0] is not None:  # (B, ..., m, k) @ (..., k, n)
+        t = ts[0]
+        if lead:
+            t = bind(transpose_p, t, axes=tuple(range(1, lead + 1)) + (0, lead + 1, lead + 2))
+        prod = bind(matmul_p, bind(reshape_p, t, shape=front + (batch * m, k)), b)
+        prod = bind(reshape_p, prod, shape=front + (batch, m, n))
+        if lead:
+            prod = bind(transpose_p, prod, axes=(lead,) + tuple(range(lead)) + (lead + 1, lead + 2))
+        out = prod
+    if ts[1] is not None:  # (..., m, k) @ (B, ..., k, n)
+        axes = tuple(range(1, lead + 1)) + (lead + 1, 0, lead + 2)
+        t = bind(transpose_p, ts[1], axes=axes)  # (..., k, B, n)
+        prod = bind(matmul_p, a, bind(reshape_p, t, shape=front + (k, batch * n)))
+        prod = bind(reshape_p, prod, shape=front + (m, batch, n))
+        axes = (lead + 1,) + tuple(range(lead)) + (lead, lead + 2)
+        prod = bind(transpose_p, prod, axes=axes)  # (B, ..., m, n)
+        out = prod if out is None else add(out, prod)
+    return out
+
+
+BATCHED_JVPS: dict[Primitive, Callable[..., Tensor | None]] = {
+    reshape_p: _reshape,
+    transpose_p: _transpose,
+    broadcast_to_p: _broadcast_to,
+    slice_p: _slice,
+    concatenate_p: _concatenate,
+    take_p: _take,
+    scatter_add_p: _scatter_add,
+    sum_p: _sum,
+    max_p: _max,
+    prod_p: _prod,
+    cumsum_p: _cumsum,
+    matmul_p: _matmul,
+}

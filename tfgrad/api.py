@@ -253,9 +253,11 @@ def jacfwd(f: Callable, argnums: int = 0, chunk_size: int | None = None):
     The tangents are pushed together, in batches of ``chunk_size`` (by default as many as fit
     in a few million elements per recorded value); ``chunk_size=1`` pushes one at a time."""
 
+    chunk_size = _chunk(chunk_size)
+
     def wrapped(*args):
         x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacfwd")[0])
-        return _jac_forward(f_x, x, _chunk(chunk_size))
+        return _jac_forward(f_x, x, chunk_size)
 
     return wrapped
 

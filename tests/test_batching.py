@@ -120,6 +120,19 @@ def test_a_batch_of_zero_and_a_wrongly_shaped_tangent(backend):
         tape.push_tangents({args[0].variable: tg.zeros((2,))}, batch=3)
 
 
+@pytest.mark.parametrize("exponent", [0.0, 1.0, 2.0, 3.0, 0.5, -1.0])
+def test_power_with_a_constant_exponent(backend, exponent):
+    # The batched power rule decides the general formula's tests for a concrete 0-d exponent.
+    x = np.array([0.0, 0.5, -1.5, 2.0, np.nan])
+    for watch in ((0,), (0, 1)):
+        tape, args, out = _record(tg.power, x, np.array(exponent), watch=watch)
+        rng = np.random.default_rng(len(watch))
+        tangents = {args[i].variable: rng.normal(size=(B,) + np.shape(a))
+                    for i, a in zip(watch, (x, exponent))}  # fmt: skip
+        got = assert_batched_equals_separate(tape, tangents, B)
+        assert got[out.variable].shape == (B, 5)
+
+
 # ---- jacfwd and hessian ----
 def rosenbrock(x):
     return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .ops import add, broadcast_to, reshape, stack
+from .ops import add, broadcast_to, cos, divide, multiply, power, reshape, sign, sin, stack
 from .ops._common import cast_p
 from .ops.elementwise import (
+    _pow_dx,
+    _pow_dy,
     abs_p,
     add_p,
     cos_p,
@@ -51,8 +53,8 @@ from .ops.movement import (
     transpose_p,
 )  # fmt: skip
 from .ops.reduce import _max_share, _prod_others, cumsum_p, max_p, prod_p, sum_p
-from .primitive import Primitive, bind
-from .tensor import Tensor, zeros
+from .primitive import Primitive, Tracer, bind
+from .tensor import Tensor, tensor, zeros
 
 __all__ = ["BATCHED_JVPS", "ELEMENTWISE", "jvp", "batched_jvp"]
 
@@ -100,14 +102,109 @@ ELEMENTWISE: frozenset[Primitive] = frozenset({
 })  # fmt: skip
 
 
-def _elementwise(prim, tangents, ans, primals, params, batch):
+def _align(tangents, ans, primals, batch) -> list:
     rank = len(ans.shape)
     aligned = []
     for t, p in zip(tangents, primals):
         if t is not None and len(p.shape) < rank:
-            t = reshape(t, (batch,) + (1,) * (rank - len(p.shape)) + p.shape)
+            t = bind(reshape_p, t, shape=(batch,) + (1,) * (rank - len(p.shape)) + p.shape)
         aligned.append(t)
-    return jvp(prim, aligned, ans, primals, params)
+    return aligned
+
+
+def _elementwise(prim, tangents, ans, primals, params, batch):
+    return jvp(prim, _align(tangents, ans, primals, batch), ans, primals, params)
+
+
+# The hot elementwise rules again, op for op as in ops/elementwise.py (so the tangents are the
+# same bit for bit), but binding the primitives directly: a (B, *S) tangent against an S-shaped
+# primal misses the front ends' fast path, and their promotion and broadcast checks cost more
+# than the op on small arrays. A dtype mismatch (a user's tangent) takes the front end.
+def _times(a: Tensor, b: Tensor) -> Tensor:
+    return bind(mul_p, a, b) if a._dtype is b._dtype else multiply(a, b)
+
+
+def _over(a: Tensor, b: Tensor) -> Tensor:
+    return bind(div_p, a, b) if a._dtype is b._dtype else divide(a, b)
+
+
+def _plus(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return bind(add_p, a, b) if a._dtype is b._dtype else add(a, b)
+
+
+def _unary_rule(coefficient: Callable) -> Callable:
+    # rule(t) = t * coefficient(ans, x)
+    def rule(ts, ans, x, batch):
+        return _times(ts[0], coefficient(ans, x))
+
+    return rule
+
+
+def _add(ts, ans, x, y, batch):
+    t0, t1 = _align(ts, ans, (x, y), batch)
+    return _plus(t0, t1)
+
+
+def _sub(ts, ans, x, y, batch):
+    t0, t1 = _align(ts, ans, (x, y), batch)
+    return _plus(t0, None if t1 is None else bind(neg_p, t1))
+
+
+def _mul(ts, ans, x, y, batch):
+    t0, t1 = _align(ts, ans, (x, y), batch)
+    return _plus(None if t0 is None else _times(t0, y), None if t1 is None else _times(x, t1))
+
+
+def _div(ts, ans, x, y, batch):
+    t0, t1 = _align(ts, ans, (x, y), batch)
+    dy = None if t1 is None else _over(_times(bind(neg_p, t1), ans), y)
+    return _plus(None if t0 is None else _over(t0, y), dy)
+
+
+def _pow_dx_of_scalar(x: Tensor, y: Tensor) -> Tensor:
+    # _pow_dx for a concrete 0-d exponent (x ** 2, and the x ** 1 its derivative records): the
+    # y == 0 test is decided here, which leaves y * x ** (y - 1), and that is y itself for y = 1
+    # (x ** 0 is 1, even for NaN) and y * x for y = 2 (x ** 1 is x): the same values, 0 to 2
+    # ops instead of 5. A tracer's value is not read: it must keep its derivatives.
+    if len(y.shape) or isinstance(y, Tracer):
+        return _pow_dx(x, y)
+    e = y.item()
+    if e == 1.0:
+        return y
+    if e == 2.0:
+        return _times(y, x)
+    return _pow_dx(x, y) if e == 0.0 else y * power(x, y - 1)
+
+
+def _pow(ts, ans, x, y, batch):
+    t0, t1 = _align(ts, ans, (x, y), batch)
+    dx = None if t0 is None else _times(t0, _pow_dx_of_scalar(x, y))
+    return _plus(dx, None if t1 is None else _times(t1, _pow_dy(x, ans)))
+
+
+def _where(ts, ans, c, x, y, batch):
+    _, t1, t2 = _align(ts, ans, (c, x, y), batch)
+    zero = None if t1 is None else tensor(0.0, t1._dtype)
+    picked = None if t1 is None else bind(where_p, c, t1, zero)
+    if t2 is not None:
+        if zero is None or zero._dtype is not t2._dtype:
+            zero = tensor(0.0, t2._dtype)
+        picked = _plus(picked, bind(where_p, c, zero, t2))
+    return picked
+
+
+def _cos(ts, ans, x, batch):
+    return _times(bind(neg_p, ts[0]), sin(x))
+
+
+def _sqrt(ts, ans, x, batch):
+    return _over(multiply(ts[0], 0.5), ans)
+
+
+def _neg(ts, ans, x, batch):
+    return bind(neg_p, ts[0])
 
 
 # ---- The fallback: the primitive's own rules, once per batch element ----
@@ -217,6 +314,23 @@ def _matmul(ts, ans, a, b, batch):
 
 
 BATCHED_JVPS: dict[Primitive, Callable[..., Tensor | None]] = {
+    neg_p: _neg,
+    add_p: _add,
+    sub_p: _sub,
+    mul_p: _mul,
+    div_p: _div,
+    pow_p: _pow,
+    where_p: _where,
+    exp_p: _unary_rule(lambda ans, x: ans),
+    expm1_p: _unary_rule(lambda ans, x: ans + 1),
+    sin_p: _unary_rule(lambda ans, x: cos(x)),
+    cos_p: _cos,
+    tan_p: _unary_rule(lambda ans, x: 1 + ans * ans),
+    tanh_p: _unary_rule(lambda ans, x: 1 - ans * ans),
+    sqrt_p: _sqrt,
+    abs_p: _unary_rule(lambda ans, x: sign(x)),
+    log_p: lambda ts, ans, x, batch: _over(ts[0], x),
+    log1p_p: lambda ts, ans, x, batch: _over(ts[0], 1 + x),
     reshape_p: _reshape,
     transpose_p: _transpose,
     broadcast_to_p: _broadcast_to,

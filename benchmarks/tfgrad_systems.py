@@ -23,17 +23,16 @@ Systems:
 - ``tfgrad-taichi``: eager tfgrad on the Taichi backend (the default, ``tfgrad.init("taichi")``,
   CPU).
 - ``tfgrad-numpy``: eager tfgrad on the NumPy reference backend (``tfgrad.init("numpy")``).
-- ``tfgrad-jit``: PLACE FOR ``tfgrad.jit`` (issue 5, item 4). Not built yet: it is listed in
-  the table as "not built yet" and never run. When ``tfgrad.jit`` exists, give it workload
-  functions that wrap the same functions below in ``tg.jit`` (e.g.
-  ``tg.jit(tg.value_and_grad(_chain))``) and drop ``planned``.
+- ``tfgrad-jit``: the same transformed functions wrapped in ``tg.jit`` (e.g.
+  ``tg.jit(tg.value_and_grad(_chain))``) on the Taichi backend; the first call traces and
+  compiles (peers.py reports it as ``first_s``).
 """
 
 from __future__ import annotations
 
 import peers as P  # the vendored harness: sizes (CHAIN_STEPS, MLP_SHAPES) and unflatten
 
-__all__ = ["SYSTEMS", "WORKLOADS"]
+__all__ = ["SYSTEMS", "WORKLOADS", "JIT_WORKLOADS"]
 
 
 # ---------------------------------------------------------------------------
@@ -73,68 +72,77 @@ def _big(x):
 
 
 # ---------------------------------------------------------------------------
-# Workloads: inputs -> step (see peers.py, "Systems").
+# Workloads: inputs -> step (see peers.py, "Systems"). ``compiled`` wraps each transformed
+# function: identity for eager tfgrad, ``tg.jit`` for tfgrad-jit.
 # ---------------------------------------------------------------------------
-def tiny_chain(d):
+def _eager(fn):
+    return fn
+
+
+def _jit(fn):
     import tfgrad as tg
 
-    value_and_grad = tg.value_and_grad(_chain)
-    x = tg.tensor(d["x"])
-    return lambda: value_and_grad(x)  # (loss, dloss/dx)
+    return tg.jit(fn)
 
 
-def mlp_step(d):
-    import tfgrad as tg
+def _workloads(compiled):
+    def tiny_chain(d):
+        import tfgrad as tg
 
-    value_and_grad = tg.value_and_grad(_mlp_loss, argnums=(0, 1, 2, 3))
-    weights = [tg.tensor(d[k]) for k in P.MLP_NAMES]  # float32, as given
-    X, Y = tg.tensor(d["X"]), tg.tensor(d["Y"])
+        value_and_grad = compiled(tg.value_and_grad(_chain))
+        x = tg.tensor(d["x"])
+        return lambda: value_and_grad(x)  # (loss, dloss/dx)
 
-    def step():
-        loss, grads = value_and_grad(*weights, X, Y)
-        return (loss, *grads)
+    def mlp_step(d):
+        import tfgrad as tg
 
-    return step
+        value_and_grad = compiled(tg.value_and_grad(_mlp_loss, argnums=(0, 1, 2, 3)))
+        weights = [tg.tensor(d[k]) for k in P.MLP_NAMES]  # float32, as given
+        X, Y = tg.tensor(d["X"]), tg.tensor(d["Y"])
 
+        def step():
+            loss, grads = value_and_grad(*weights, X, Y)
+            return (loss, *grads)
 
-def hessian_rosen(d):
-    import tfgrad as tg
+        return step
 
-    hessian = tg.hessian(_rosen)
-    x = tg.tensor(d["x"])
-    return lambda: (hessian(x),)
+    def hessian_rosen(d):
+        import tfgrad as tg
 
+        hessian = compiled(tg.hessian(_rosen))
+        x = tg.tensor(d["x"])
+        return lambda: (hessian(x),)
 
-def hvp_ratio(d):
-    import tfgrad as tg
+    def hvp_ratio(d):
+        import tfgrad as tg
 
-    theta, v, X, Y = (tg.tensor(d[k]) for k in ("theta", "v", "X", "Y"))
-    grad = tg.grad(_mlp_loss_flat)
+        theta, v, X, Y = (tg.tensor(d[k]) for k in ("theta", "v", "X", "Y"))
+        grad = compiled(tg.grad(_mlp_loss_flat))
 
-    def loss_of_theta(t):
-        return _mlp_loss_flat(t, X, Y)
+        def hvp_of(t, v, X, Y):
+            return tg.hvp(lambda t: _mlp_loss_flat(t, X, Y), t, v)  # forward over reverse
 
-    return (
-        lambda: (grad(theta, X, Y),),
-        lambda: (tg.hvp(loss_of_theta, theta, v),),  # forward over reverse
+        hvp = compiled(hvp_of)
+        return (lambda: (grad(theta, X, Y),), lambda: (hvp(theta, v, X, Y),))
+
+    def elementwise_big(d):
+        import tfgrad as tg
+
+        value_and_grad = compiled(tg.value_and_grad(_big))
+        x = tg.tensor(d["x"])  # float32, as given
+        return lambda: value_and_grad(x)
+
+    return dict(
+        tiny_chain=tiny_chain,
+        mlp_step=mlp_step,
+        hessian_rosen=hessian_rosen,
+        hvp_ratio=hvp_ratio,
+        elementwise_big=elementwise_big,
     )
 
 
-def elementwise_big(d):
-    import tfgrad as tg
-
-    value_and_grad = tg.value_and_grad(_big)
-    x = tg.tensor(d["x"])  # float32, as given
-    return lambda: value_and_grad(x)
-
-
-WORKLOADS = dict(
-    tiny_chain=tiny_chain,
-    mlp_step=mlp_step,
-    hessian_rosen=hessian_rosen,
-    hvp_ratio=hvp_ratio,
-    elementwise_big=elementwise_big,
-)
+WORKLOADS = _workloads(_eager)
+JIT_WORKLOADS = _workloads(_jit)
 
 
 def _setup(backend):
@@ -161,10 +169,10 @@ SYSTEMS = {
     ),
     "tfgrad-jit": dict(
         modules=["tfgrad", "taichi"],
-        setup=None,
-        planned="tfgrad.jit (issue 5, item 4) is not built yet",
-        note="tfgrad.jit of the same functions: not built yet (issue 5, item 4)",
-        workloads={},
+        setup=_setup("taichi"),
+        note="tg.jit of the same transformed functions on the Taichi backend: traced once per "
+        "shapes, elementwise groups fused into generated Taichi kernels, the rest as dispatched",
+        workloads=JIT_WORKLOADS,
     ),
     "tfgrad-numpy": dict(
         modules=["tfgrad"],

@@ -41,7 +41,7 @@ def smoke(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("system", ["tfgrad-taichi", "tfgrad-numpy", "numpy_floor"])
+@pytest.mark.parametrize("system", ["tfgrad-taichi", "tfgrad-jit", "tfgrad-numpy", "numpy_floor"])
 def test_every_cell_is_checked_correct(smoke, system):
     record, _ = smoke
     assert record["smoke"] is True and record["cases"] == RUN_CASES
@@ -57,13 +57,13 @@ def test_every_cell_is_checked_correct(smoke, system):
 
 
 @pytest.mark.slow
-def test_jit_is_listed_as_not_built(smoke):
+def test_jit_cells_report_their_first_call(smoke):
     record, stdout = smoke
     (jit,) = [r for r in record["results"] if r["system"] == "tfgrad-jit"]
-    assert {c["status"] for c in jit["cases"].values()} == {"not built"}
+    # the first call traces and compiles: it is reported apart from the warm median
+    assert all(c["first_s"] > 0 for k, c in jit["cases"].items() if k != "hvp_ratio")
     rows = [line for line in stdout.splitlines() if line.startswith("| tiny_chain")]
-    assert len(rows) == 3  # medians, first calls, ratios
-    assert "not built yet" in rows[0] and "not built yet" in rows[2]
+    assert len(rows) == 3 and "not built yet" not in "".join(rows)
 
 
 @pytest.mark.slow

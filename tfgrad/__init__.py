@@ -102,6 +102,8 @@ __all__ = [
     "name_scope",
     "grad", "value_and_grad", "vjp", "jvp", "jacrev", "jacfwd", "jacobian", "hessian", "hvp",
     "gradcheck", "errors", "TfgradError",
+    # compiling
+    "jit",
     # ops
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
     "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal", "less",

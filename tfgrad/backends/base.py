@@ -80,9 +80,12 @@ class Backend(Protocol):
     def run(self, op: str, *bufs: Any, **params: Any) -> Any:
         """Run backend op ``op`` on buffers; return the new buffer."""
 
-    def kernel_for(self, op: str, *bufs: Any, **params: Any) -> tuple[Any, str]:
+    def kernel_for(
+        self, op: str, *bufs: Any, indices_checked: bool = False, **params: Any
+    ) -> tuple[Any, str]:
         """``(fn, implementation)``: what ``run`` would call for these buffers' shapes and
-        dtypes, decided once, as ``fn(*bufs)`` (``tfgrad.jit`` compiles its steps to these)."""
+        dtypes, decided once, as ``fn(*bufs)`` (``tfgrad.jit`` compiles its steps to these;
+        ``indices_checked``: take/scatter_add indices are known to be in range)."""
 
     def implementation(self, op: str) -> str:
         """Which implementation ran the latest ``run(op, ...)`` (shown on tape records), e.g.

@@ -75,7 +75,11 @@ def _scatter_add(operand, indices, updates, axis):
     # updates has shape operand.shape[:axis] + indices.shape + operand.shape[axis + 1:]
     k = indices.ndim
     out = np.moveaxis(operand.copy(), axis, 0)
-    np.add.at(out, indices, np.moveaxis(updates, tuple(range(axis, axis + k)), tuple(range(k))))
+    moved = np.moveaxis(updates, tuple(range(axis, axis + k)), tuple(range(k)))
+    if k == 1 and indices.size > 1 and (np.diff(indices) > 0).all():
+        out[indices] += moved  # distinct indices (a slice's gradient): one add each, 5x faster
+    else:
+        np.add.at(out, indices, moved)
     return _copy(np.moveaxis(out, 0, axis))
 
 
@@ -169,7 +173,7 @@ class NumpyBackend:
         with np.errstate(all="ignore"):  # inf/NaN follow IEEE rules, as in every kernel
             return fn(*bufs, **params)
 
-    def kernel_for(self, op: str, *bufs, **params):
+    def kernel_for(self, op: str, *bufs, indices_checked: bool = False, **params):
         """``(fn, "numpy")`` with ``fn(*bufs)`` computing the op (see ``TaichiBackend``'s)."""
         fn = _OPS.get(op)
         if fn is None:

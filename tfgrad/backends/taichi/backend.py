@@ -423,16 +423,20 @@ class TaichiBackend:
             self._check_runtime()
         return fn(*bufs, **params)
 
-    def kernel_for(self, op: str, *bufs: Any, **params: Any) -> tuple[Any, str]:
+    def kernel_for(
+        self, op: str, *bufs: Any, indices_checked: bool = False, **params: Any
+    ) -> tuple[Any, str]:
         """``(fn, implementation)``: what ``run(op, *bufs, **params)`` would call, decided once
-        for these shapes and dtypes, as ``fn(*bufs)``. ``tfgrad.jit`` resolves its steps so.
+        for these shapes and dtypes, as ``fn(*bufs)``. ``tfgrad.jit`` resolves its steps so
+        (``indices_checked``: its take/scatter_add indices were checked while tracing).
         A NumPy-run ``fn`` leaves ``np.errstate`` to the caller and may return a NumPy scalar."""
         fn = self._ops.get(op)
         if fn is None:
             raise MissingKernelError(
                 f"The taichi backend has no kernel for op {op!r}; its ops are {sorted(self._ops)}."
             )
-        chosen = self.policy.choose(op, bufs, params) if self.policy.table else TAICHI
+        table = self.policy.table
+        chosen = self.policy.choose(op, bufs, params, indices_checked) if table else TAICHI
         if chosen != TAICHI:
             return self._reference.kernel_for(op, *bufs, **params)[0], chosen
         return (partial(fn, **params) if params else fn), TAICHI

@@ -57,6 +57,9 @@ FAMILY = {
     **dict.fromkeys(("transpose", "broadcast_to", "slice", "concatenate"), "movement"),
 }
 CREATION = ("full", "arange", "eye", "random_uniform", "random_normal")
+# Indexed moves whose indices are already known valid (tfgrad.jit checked them while tracing)
+# follow the movement family: NumPy's IndexError can no longer happen.
+CHECKED_INDEXING = ("take", "scatter_add")
 
 # Only float32/float64 leave Taichi: the thresholds were measured in those dtypes; float16 and
 # bfloat16 keep Taichi (NumPy computes halves through float32 copies), and integer/bool inputs
@@ -115,9 +118,12 @@ class Policy:
         for op, family in FAMILY.items():
             below = thresholds.get(family, {})
             self.table[op] = {d: below[d] for d in (FLOAT32, FLOAT64) if below.get(d, 0) > 0}
+        self.checked = {op: self.table["slice"] for op in CHECKED_INDEXING}
 
-    def choose(self, op: str, bufs: tuple, params: dict) -> str:
-        rules = self.table.get(op)
+    def choose(self, op: str, bufs: tuple, params: dict, indices_checked: bool = False) -> str:
+        """The implementation for ``op`` on ``bufs``; ``indices_checked``: a take/scatter_add
+        whose indices are known to be in range (so NumPy may run it)."""
+        rules = self.table.get(op) or (self.checked.get(op) if indices_checked else None)
         if not rules:
             return TAICHI
         rule = rules.get(_data_dtype(op, bufs, params))

@@ -133,6 +133,29 @@ def test_power_with_a_constant_exponent(backend, exponent):
         assert got[out.variable].shape == (B, 5)
 
 
+@pytest.mark.parametrize("indices", [[0, 1, 2], [2, 3], [1, 2, 3], [0, 1, 2, 3], [3], [2, 1],
+                                     [0, 2], [1, 1]])  # fmt: skip
+@pytest.mark.parametrize("axis", [0, 1])
+def test_scatter_add_of_consecutive_and_other_indices(backend, indices, axis):
+    # Consecutive indices (a slice's derivative) are placed by a concatenation instead of a
+    # scatter: same values, down to the sign of zero (a scatter adds into +0.0).
+    shape = (4, 4)
+    updates_shape = (len(indices), 4) if axis == 0 else (4, len(indices))
+    rng = np.random.default_rng(len(indices))
+    x, u = rng.normal(size=shape), rng.normal(size=updates_shape)
+    for watch in ((1,), (0, 1)):
+        tape, args, out = _record(lambda x, u: tg.scatter_add(x, indices, u, axis), x, u,
+                                  watch=watch)  # fmt: skip
+        tangents = {args[i].variable: rng.normal(size=(B,) + (x, u)[i].shape) for i in watch}
+        tangents[args[1].variable][0] = -0.0  # a tangent of negative zeros
+        got = assert_batched_equals_separate(tape, tangents, B)[out.variable].numpy()
+        for b in range(B):
+            one = tape.push_tangents({v: tg.tensor(t[b]) for v, t in tangents.items()})
+            want = one[out.variable].numpy()
+            np.testing.assert_array_equal(got[b], want)
+            np.testing.assert_array_equal(np.signbit(got[b]), np.signbit(want))
+
+
 # ---- jacfwd and hessian ----
 def rosenbrock(x):
     return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

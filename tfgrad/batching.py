@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from .ops import add, broadcast_to, cos, divide, multiply, power, reshape, sign, sin, stack
 from .ops._common import cast_p
 from .ops.elementwise import (
@@ -262,10 +264,39 @@ def _take(ts, ans, x, idx, axis, batch):
 def _scatter_add(ts, ans, operand, idx, updates, axis, batch):
     out = ts[0]
     if ts[2] is not None:
-        dest = zeros((batch,) + operand.shape, ts[2].dtype)
-        term = bind(scatter_add_p, dest, idx, ts[2], axis=axis + 1)
-        out = term if out is None else add(out, term)
+        term = _scatter_into_zeros(ts[2], idx, operand.shape, axis, batch)
+        out = term if out is None else _plus(out, term)
     return out
+
+
+def _scatter_into_zeros(t, idx, shape, axis, batch):
+    # scatter_add(zeros((B, *shape)), idx, t, axis + 1). Where idx is a run of consecutive
+    # positions (what the derivative of a slice scatters), that is t between two blocks of
+    # zeros: a concatenation, cheaper than a scatter kernel or NumPy's add.at. t + 0.0 is what
+    # the scatter computes (0.0 + t), so -0.0 becomes 0.0 there too.
+    start = _run_start(idx)
+    if start is None:
+        return bind(scatter_add_p, zeros((batch,) + shape, t._dtype), idx, t, axis=axis + 1)
+    t = bind(add_p, t, tensor(0.0, t._dtype))
+    parts, after = [], shape[axis] - start - idx.shape[0]
+    for size in (start, None, after):
+        if size is None:
+            parts.append(t)
+        elif size:
+            parts.append(zeros((batch,) + shape[:axis] + (size,) + shape[axis + 1 :], t._dtype))
+    return t if len(parts) == 1 else bind(concatenate_p, *parts, axis=axis + 1)
+
+
+def _run_start(idx: Tensor) -> int | None:
+    """``a`` if the indices are ``a, a + 1, ..., a + n - 1`` (n >= 1), else None. A tracer's
+    values are not read (a staged program must not depend on them)."""
+    if isinstance(idx, Tracer) or len(idx.shape) != 1 or not idx.shape[0]:
+        return None
+    positions = idx.numpy()
+    start = int(positions[0])
+    if int(positions[-1]) - start != len(positions) - 1:
+        return None
+    return start if np.array_equal(positions, np.arange(start, start + len(positions))) else None
 
 
 def _sum(ts, ans, x, axes, keepdims, batch):

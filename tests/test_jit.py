@@ -263,3 +263,17 @@ def test_results_are_deterministic_run_to_run():
         again = [t.numpy() for t in f(x)]
         for a, b in zip(first, again):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_program_belongs_to_one_backend():
+    jf = tg.jit(lambda x: tg.sum(tg.exp(x)))
+    with tg.use_backend("taichi"):
+        x = tg.ones(3)
+        jf(x)
+        jf(x)
+    with tg.use_backend("numpy"):
+        y = tg.ones(3)
+        assert jf(y).item() == pytest.approx(3 * np.e)
+        assert jf.last_call == "miss"
+        assert jf.program(y).steps[0].implementation == "numpy"
+    assert jf.cache_info() == (1, 2, 2)

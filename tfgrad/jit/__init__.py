@@ -39,10 +39,23 @@ def _fuser_for(backend: Any) -> Any:
 
 
 class _Entry:
-    __slots__ = ("program", "out_tree", "compile_s")
+    """A compiled program and how to turn its output buffers into the function's result."""
 
-    def __init__(self, program: Program, out_tree: Any, compile_s: float):
+    __slots__ = ("program", "out_tree", "compile_s", "_specs", "_backend")
+
+    def __init__(self, program: Program, out_tree: Any, compile_s: float, backend: Any):
         self.program, self.out_tree, self.compile_s = program, out_tree, compile_s
+        self._backend = backend
+        self._specs = [(v.shape, v.dtype) if isinstance(v, Var) else v for v in
+                       program.graph.outputs]  # fmt: skip
+
+    def outputs(self, bufs: tuple) -> Any:
+        backend = self._backend
+        leaves = [
+            Tensor(b, *spec, backend) if type(spec) is tuple else spec  # a constant output
+            for b, spec in zip(bufs, self._specs)
+        ]
+        return tree_unflatten(self.out_tree, leaves)
 
 
 class JitFunction:
@@ -57,11 +70,25 @@ class JitFunction:
         self.fn = fn
         self.static_argnums = tuple(sorted(static_argnums))
         self._cache: dict[Any, _Entry] = {}
+        self._fast: dict[Any, _Entry] = {}  # (backend, (shape, dtype) per tensor) -> entry
         self.hits = self.misses = 0
         self.last_call = None  # "hit", "miss" or "eager" (called under a transformation)
 
     # ---- Calling ----
     def __call__(self, *args: Any) -> Any:
+        # The common case first: positional tensors only, a program already compiled for them.
+        if not self.static_argnums:
+            fast_key = []
+            for a in args:
+                if type(a) is not Tensor:
+                    break
+                fast_key.append((a._shape, a._dtype))
+            else:
+                entry = self._fast.get((config.current_backend(), *fast_key))
+                if entry is not None:
+                    self.hits += 1
+                    self.last_call = "hit"
+                    return entry.outputs(entry.program.run(*(a._data for a in args)))
         leaves, key, rebuild = self._split(args)
         if any(isinstance(x, Tracer) and x._trace.active for x in leaves):
             # Called inside a grad/jvp/tape of this function's inputs: run eagerly, so the outer
@@ -76,10 +103,10 @@ class JitFunction:
         else:
             self.hits += 1
             self.last_call = "hit"
-        backend = config.current_backend()
-        outs = entry.program.run(*(x._data for x in leaves))
-        return tree_unflatten(entry.out_tree, [_to_tensor(b, backend, v) for b, v in
-                                               zip(outs, entry.program.graph.outputs)])  # fmt: skip
+        if not self.static_argnums and all(type(a) is Tensor for a in args):
+            backend = config.current_backend()
+            self._fast[(backend, *((a._shape, a._dtype) for a in args))] = entry
+        return entry.outputs(entry.program.run(*(x._data for x in leaves)))
 
     def _split(self, args: tuple) -> tuple[list[Tensor], Any, Callable]:
         """The dynamic leaves (tensors), the cache key and how to rebuild the arguments."""
@@ -98,7 +125,7 @@ class JitFunction:
                 specs.append(("static", _hashable(x, "an argument's leaf")))
         statics = tuple((i, _hashable(v, f"static argument {i}")) for i, v in static.items())
         dispatch = getattr(backend, "options", {}).get("dispatch")
-        key = (treedef_key(treedef), tuple(specs), statics, len(args), id(backend), dispatch)
+        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch)
 
         def rebuild(new_leaves: list) -> tuple:
             it = iter(new_leaves)
@@ -122,7 +149,7 @@ class JitFunction:
             graph.outputs.append(_output_of(x, trace))
         backend = config.current_backend()
         program = compile_graph(graph, backend, _fuser_for(backend))
-        return _Entry(program, out_tree, time.perf_counter() - start)
+        return _Entry(program, out_tree, time.perf_counter() - start, backend)
 
     # ---- Looking inside ----
     def cache_info(self) -> CacheInfo:
@@ -130,6 +157,7 @@ class JitFunction:
 
     def clear_cache(self) -> None:
         self._cache.clear()
+        self._fast.clear()
         self.hits = self.misses = 0
 
     def program(self, *args: Any) -> Program:
@@ -191,12 +219,6 @@ def _output_of(x: Any, trace: JitTrace) -> Any:
         f"jit: the function returned a {type(x).__name__}; return tensors, numbers or nested "
         "tuples, lists and dicts of them."
     )
-
-
-def _to_tensor(buf: Any, backend: Any, v: Any) -> Tensor:
-    if isinstance(v, Var):
-        return Tensor(buf, v.shape, v.dtype, backend)
-    return v  # a constant output: the traced Tensor itself (immutable)
 
 
 def jit(fn: Callable | None = None, *, static_argnums: int | Sequence[int] = ()) -> Any:

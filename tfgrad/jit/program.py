@@ -99,8 +99,10 @@ def _simplify(graph: Graph) -> None:
     for eqn in graph.eqns:
         eqn.inputs = [alias.get(v.index, v) if isinstance(v, Var) else v for v in eqn.inputs]
         forward = _forwarded(eqn)
-        if forward is not None and tuple(forward.shape) == eqn.out.shape and (
-            forward.dtype is eqn.out.dtype
+        if (
+            forward is not None
+            and tuple(forward.shape) == eqn.out.shape
+            and (forward.dtype is eqn.out.dtype)
         ):
             alias[eqn.out.index] = forward
             continue

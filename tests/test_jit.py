@@ -277,3 +277,20 @@ def test_a_program_belongs_to_one_backend():
         assert jf.last_call == "miss"
         assert jf.program(y).steps[0].implementation == "numpy"
     assert jf.cache_info() == (1, 2, 2)
+
+
+def test_fused_kernels_survive_a_taichi_reinit_and_keep_their_bits():
+    """A compiled program launches its kernels thinly; after Taichi is initialised again (here
+    with one thread) they are compiled for the new runtime, with the same results."""
+    from tfgrad.backends.taichi.backend import TaichiBackend
+
+    with tg.use_backend("taichi", dispatch="taichi-only"):
+        f = tg.jit(tg.value_and_grad(lambda x: tg.sum(tg.tanh(x) * tg.exp(-x * x))))
+        x = tg.tensor(np.random.default_rng(2).standard_normal(300_001).astype("float32"))
+        first = [t.numpy() for t in f(x)]
+        TaichiBackend("cpu", cpu_max_num_threads=1)  # a new Taichi runtime
+        again = [t.numpy() for t in f(x)]
+        TaichiBackend("cpu")  # and back to the default one
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+        assert f.cache_info().hits == 1

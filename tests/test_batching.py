@@ -156,6 +156,25 @@ def test_scatter_add_of_consecutive_and_other_indices(backend, indices, axis):
             np.testing.assert_array_equal(np.signbit(got[b]), np.signbit(want))
 
 
+@pytest.mark.parametrize("condition", [True, False, [True, False, True]])
+def test_where_with_a_constant_condition(backend, condition):
+    # A 0-d condition picks one branch for every element; the tangents stay those of the
+    # rule, zeros (and their signs) included.
+    x, y = np.array([0.5, -1.0, 2.0]), np.array(0.25)
+    for watch in ((1,), (2,), (1, 2)):
+        tape, args, out = _record(lambda c, x, y: tg.where(c, x, y), np.array(condition), x, y,
+                                  watch=watch)  # fmt: skip
+        rng = np.random.default_rng(len(watch))
+        tangents = {args[i].variable: rng.normal(size=(B,) + (None, x, y)[i].shape)
+                    for i in watch}  # fmt: skip
+        for t in tangents.values():
+            t[0] = -0.0
+        got = assert_batched_equals_separate(tape, tangents, B)[out.variable].numpy()
+        for b in range(B):
+            one = tape.push_tangents({v: tg.tensor(t[b]) for v, t in tangents.items()})
+            np.testing.assert_array_equal(np.signbit(got[b]), np.signbit(one[out.variable].numpy()))
+
+
 # ---- jacfwd and hessian ----
 def rosenbrock(x):
     return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

@@ -165,29 +165,40 @@ def _div(ts, ans, x, y, batch):
     return _plus(None if t0 is None else _over(t0, y), dy)
 
 
-def _pow_dx_of_scalar(x: Tensor, y: Tensor) -> Tensor:
-    # _pow_dx for a concrete 0-d exponent (x ** 2, and the x ** 1 its derivative records): the
-    # y == 0 test is decided here, which leaves y * x ** (y - 1), and that is y itself for y = 1
-    # (x ** 0 is 1, even for NaN) and y * x for y = 2 (x ** 1 is x): the same values, 0 to 2
-    # ops instead of 5. A tracer's value is not read: it must keep its derivatives.
-    if len(y.shape) or isinstance(y, Tracer):
-        return _pow_dx(x, y)
-    e = y.item()
-    if e == 1.0:
-        return y
-    if e == 2.0:
-        return _times(y, x)
-    return _pow_dx(x, y) if e == 0.0 else y * power(x, y - 1)
+def _scalar_value(v: Tensor) -> Any:
+    """A concrete 0-d tensor's value, else None. A tracer's value is not read: it must keep its
+    derivatives (or, staged by jit, stay an input of the program)."""
+    return None if len(v.shape) or isinstance(v, Tracer) else v.item()
 
 
 def _pow(ts, ans, x, y, batch):
     t0, t1 = _align(ts, ans, (x, y), batch)
-    dx = None if t0 is None else _times(t0, _pow_dx_of_scalar(x, y))
+    dx = None
+    if t0 is not None:
+        # For a concrete exponent (x ** 2, and the x ** 1 its derivative records) _pow_dx's
+        # y == 0 test is decided here, which leaves y * x ** (y - 1): 1 for y = 1 (x ** 0 is 1,
+        # even for NaN), so the tangent itself, and y * x for y = 2 (x ** 1 is x).
+        e = _scalar_value(y)
+        if e == 1.0 and t0._dtype is y._dtype:
+            dx = t0
+        elif e == 2.0:
+            dx = _times(t0, _times(y, x))
+        elif e is not None and e != 0.0:
+            dx = _times(t0, y * power(x, y - 1))
+        else:
+            dx = _times(t0, _pow_dx(x, y))
     return _plus(dx, None if t1 is None else _times(t1, _pow_dy(x, ans)))
 
 
 def _where(ts, ans, c, x, y, batch):
     _, t1, t2 = _align(ts, ans, (c, x, y), batch)
+    pick = None if t1 is not None and t2 is not None else _scalar_value(c)
+    if pick is not None:  # one branch for every element: that tangent, or zeros
+        chosen = t1 if pick else t2
+        if chosen is not None:
+            return chosen
+        dtype = (t2 if pick else t1)._dtype
+        return zeros((batch,) + ans.shape, dtype)
     zero = None if t1 is None else tensor(0.0, t1._dtype)
     picked = None if t1 is None else bind(where_p, c, t1, zero)
     if t2 is not None:

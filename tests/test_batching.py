@@ -175,6 +175,24 @@ def test_where_with_a_constant_condition(backend, condition):
             np.testing.assert_array_equal(np.signbit(got[b]), np.signbit(one[out.variable].numpy()))
 
 
+def test_keep_returns_only_the_kept_tangents(backend):
+    def f(x):
+        y = tg.sin(x)
+        return tg.sum(y * x), y
+
+    tape, args, (out, y) = _record(f, np.array([0.5, 1.0, 2.0]))
+    tangents = {args[0].variable: tg.tensor(np.eye(3))}
+    full = tape.push_tangents(tangents, batch=3)
+    for keep in ([out.variable], [out.variable, y.variable], [y.variable, args[0].variable]):
+        kept = tape.push_tangents(tangents, batch=3, keep=keep)
+        assert set(kept) == set(keep)
+        for v in keep:
+            np.testing.assert_array_equal(kept[v].numpy(), full[v].numpy())
+        one = tape.push_tangents({args[0].variable: tg.tensor([1.0, 0.0, 0.0])}, keep=keep)
+        assert set(one) == set(keep)
+        np.testing.assert_array_equal(one[keep[0]].numpy(), full[keep[0]].numpy()[0])
+
+
 # ---- jacfwd and hessian ----
 def rosenbrock(x):
     return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)

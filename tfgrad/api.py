@@ -230,7 +230,7 @@ def _jac_forward(f_x, x, chunk_size: int | None = None):
     for start in range(0, n, chunk_size):
         b = min(chunk_size, n - start)
         basis = reshape(eye(b, n, k=start, dtype=x.dtype), (b,) + x.shape)  # rows start..+b
-        t = tape.push_tangents({tracked.variable: basis}, batch=b).get(out_var)
+        t = tape.push_tangents({tracked.variable: basis}, batch=b, keep=(out_var,)).get(out_var)
         blocks.append(zeros((b,) + out_value.shape, out_value.dtype) if t is None else t)
     cols = blocks[0] if len(blocks) == 1 else concatenate(blocks)  # (n, *out)
     cols = transpose(cols, tuple(range(1, cols.ndim)) + (0,))

@@ -408,7 +408,7 @@ class GradientTape(Trace):
 
     # ---- Forward mode over the recorded tape ----
     def push_tangents(
-        self, tangents: dict[int, Any], batch: int | None = None
+        self, tangents: dict[int, Any], batch: int | None = None, keep: Any = None
     ) -> dict[int, Tensor]:
         """Carry tangents forward through the recorded records with the JVP rules.
 
@@ -419,10 +419,12 @@ class GradientTape(Trace):
 
         With ``batch=B``, every tangent carries a leading batch axis (shape ``(B, *shape)``)
         and all B are pushed in one pass (:mod:`tfgrad.batching`): what ``jacfwd`` uses to
-        push every basis tangent at once.
+        push every basis tangent at once. ``keep`` (variables) returns only their tangents; in
+        a batched push every other tangent is let go once no later record reads it, so that a
+        large batch holds few tangents at a time.
         """
         if batch is not None:
-            return self._push_batched(tangents, int(batch))
+            return self._push_batched(tangents, int(batch), None if keep is None else set(keep))
         out = {v: as_tensor(t) for v, t in tangents.items()}
         for record in self.records:
             prim, primals, params = record._prim, record._primals, record.params
@@ -444,9 +446,12 @@ class GradientTape(Trace):
                 if tangent.shape != record.shape:
                     tangent = broadcast_to(tangent, record.shape)
                 out[record.output] = tangent
+        if keep is not None:
+            keep = set(keep)
+            out = {v: t for v, t in out.items() if v in keep}
         return out
 
-    def _push_batched(self, tangents: dict[int, Any], batch: int) -> dict[int, Tensor]:
+    def _push_batched(self, tangents: dict[int, Any], batch: int, keep: set | None) -> dict:
         shapes = {leaf.variable: leaf.shape for leaf in self.leaves}
         shapes.update((r.output, r.shape) for r in self.records)
         out = {}
@@ -458,16 +463,25 @@ class GradientTape(Trace):
                     f"batch={batch} it must be {(batch,) + shapes[v]} (the batch axis first)."
                 )
             out[v] = t
-        for record in self.records:
+        last_read = {}  # with keep: variable -> index of the last record that reads it
+        if keep is not None:
+            for i, record in enumerate(self.records):
+                last_read.update((v, i) for v in record.inputs if v is not None)
+        for i, record in enumerate(self.records):
             inputs = record.inputs
             if not any(v in out for v in inputs):
                 continue
             ts = [out.get(v) if v is not None else None for v in inputs]
             tangent = batched_jvp(record._prim, ts, record._ans, record._primals, record.params,
                                   batch)  # fmt: skip
-            if tangent is not None:
+            if tangent is not None and (keep is None or record.output in keep
+                                        or record.output in last_read):  # fmt: skip
                 out[record.output] = tangent
-        return out
+            if keep is not None:
+                for v in inputs:
+                    if v is not None and last_read[v] == i and v not in keep:
+                        out.pop(v, None)
+        return out if keep is None else {v: t for v, t in out.items() if v in keep}
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from op_table import OPS, OpCase
 
 import tfgrad as tg
+import tfgrad.batching
 from tfgrad.batching import BATCHED_JVPS, ELEMENTWISE
 from tfgrad.errors import ShapeError
 from tfgrad.extend import Primitive, bind
@@ -314,3 +315,18 @@ def test_a_custom_primitive_falls_back_to_its_own_rules(backend):
     s, c = np.sin(x), np.cos(x)
     diag = 12 * x * s + 12 * x**2 * c - 2 * x**3 * s - np.floor(x) * s
     np.testing.assert_allclose(h, np.diag(diag), rtol=1e-12, atol=1e-12)
+
+
+def test_a_custom_elementwise_primitive_can_join_the_batched_rules(backend, monkeypatch):
+    monkeypatch.setattr(tg.batching, "ELEMENTWISE", tg.batching.ELEMENTWISE | {cube_p})
+    shapes, rule = [], cube_p.jvps[0]
+
+    def spy(t, ans, x):
+        shapes.append(t.shape)
+        return rule(t, ans, x)
+
+    monkeypatch.setattr(cube_p, "jvps", (spy,))
+    tape, args, out = _record(lambda x, c: bind(cube_p, x) * c, np.array(0.5), np.ones(3))
+    assert_batched_equals_separate(tape, {args[0].variable: np.array([1.0, -2.0])}, 2)
+    # The rule ran once on the whole batch, then once for each of the two separate pushes.
+    assert shapes == [(2,), (), ()]

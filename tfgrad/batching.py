@@ -9,7 +9,9 @@ one, a leading full slice, ``(B,) + shape``). A primitive with neither (a custom
 Everything is written in tfgrad ops, so batched tangents are differentiable again.
 
 A rule is ``rule(tangents, ans, *primals, batch=B, **params)``; ``tangents[i]`` is input ``i``'s
-batched tangent or ``None``. It returns the output's batched tangent (or ``None`` for zero).
+batched tangent or ``None``. It returns the output's batched tangent (or ``None`` for zero). A
+custom primitive gets a batched rule by an entry in :data:`BATCHED_JVPS`, or, if it is
+elementwise (its JVP rules broadcast like NumPy), by joining :data:`ELEMENTWISE`.
 """
 
 from __future__ import annotations
@@ -58,10 +60,10 @@ from .ops.reduce import _max_share, _prod_others, cumsum_p, max_p, prod_p, sum_p
 from .primitive import Primitive, Tracer, bind
 from .tensor import Tensor, tensor, zeros
 
-__all__ = ["BATCHED_JVPS", "ELEMENTWISE", "jvp", "batched_jvp"]
+__all__ = ["BATCHED_JVPS", "ELEMENTWISE", "batched_jvp", "unbatched_jvp"]
 
 
-def jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict) -> Any:
+def unbatched_jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict):
     """The output tangent of one application from its (unbatched) JVP rules, ``None`` if zero."""
     if prim.jvp_all is not None:
         return prim.jvp_all(tangents, ans, *primals, **params)
@@ -98,10 +100,10 @@ def batched_jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, pa
 # ---- Elementwise: the unbatched rules, with tangents aligned on the right ----
 # The tangent of an input of lower rank than the output gets size-1 axes after the batch axis,
 # so that broadcasting never pairs the batch axis with an axis of a primal.
-ELEMENTWISE: frozenset[Primitive] = frozenset({
+ELEMENTWISE: set[Primitive] = {
     neg_p, exp_p, log_p, log1p_p, expm1_p, sin_p, cos_p, tan_p, tanh_p, sqrt_p, abs_p, sign_p,
     add_p, sub_p, mul_p, div_p, pow_p, maximum_p, minimum_p, where_p, cast_p,
-})  # fmt: skip
+}  # fmt: skip
 
 
 def _align(tangents, ans, primals, batch) -> list:
@@ -115,7 +117,7 @@ def _align(tangents, ans, primals, batch) -> list:
 
 
 def _elementwise(prim, tangents, ans, primals, params, batch):
-    return jvp(prim, _align(tangents, ans, primals, batch), ans, primals, params)
+    return unbatched_jvp(prim, _align(tangents, ans, primals, batch), ans, primals, params)
 
 
 # The hot elementwise rules again, op for op as in ops/elementwise.py (so the tangents are the
@@ -226,7 +228,8 @@ def _loop(prim, tangents, ans, primals, params, batch):
         return zeros((0,) + ans.shape, ans.dtype)
     columns = []
     for b in range(batch):
-        out = jvp(prim, [None if t is None else t[b] for t in tangents], ans, primals, params)
+        ts = [None if t is None else t[b] for t in tangents]
+        out = unbatched_jvp(prim, ts, ans, primals, params)
         columns.append(out if out is None or out.shape == ans.shape
                        else broadcast_to(out, ans.shape))  # fmt: skip
     if all(c is None for c in columns):

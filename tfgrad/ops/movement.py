@@ -10,8 +10,9 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, zeros
+from ..tensor import Tensor, tensor, zeros
 from ._common import as_tensor, normalize_axes, promote_args_nobroadcast
+from .elementwise import add_p
 
 __all__ = [
     "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
@@ -122,6 +123,18 @@ def _slice_vjp(g, ans, x, index):
         if len(positions) == x.shape[axis] and step == 1:
             continue
         dest_shape = out.shape[:axis] + (x.shape[axis],) + out.shape[axis + 1 :]
+        if step == 1:
+            # A run of positions: g between two blocks of zeros, a concatenation (cheaper than
+            # a scatter kernel); + 0.0 is the scatter's 0 + g, so -0.0 becomes 0.0 as there.
+            before, after = start, x.shape[axis] - stop
+            parts = [bind(add_p, out, tensor(0.0, out.dtype))]
+            block = dest_shape[:axis], dest_shape[axis + 1 :]
+            if before:
+                parts.insert(0, zeros(block[0] + (before,) + block[1], g.dtype))
+            if after:
+                parts.append(zeros(block[0] + (after,) + block[1], g.dtype))
+            out = bind(concatenate_p, *parts, axis=axis) if len(parts) > 1 else parts[0]
+            continue
         idx = as_tensor(np.asarray(positions, dtype=np.int64))
         out = bind(scatter_add_p, zeros(dest_shape, g.dtype), idx, out, axis=axis)
     return out

@@ -117,8 +117,10 @@ def _forwarded(eqn: Eqn) -> Any:
         return inputs[1] if bool(inputs[0].numpy().reshape(())) else inputs[2]
     if name == "mul":
         for a, b in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
-            if not isinstance(b, Var) and b.size == 1 and b.dtype.is_floating:
-                if float(b.numpy().reshape(())) == 1.0:
+            # a constant of ones (a seed broadcast to a shape, too) times a value of the
+            # output's shape is that value
+            if not isinstance(b, Var) and b.dtype.is_floating and b.size >= 1:
+                if tuple(a.shape) == eqn.out.shape and (b.numpy() == 1.0).all():
                     return a
     return None
 

@@ -847,13 +847,30 @@ class TaichiBackend:
             a2 = self._broadcast_to(a2, batch + a2.shape)
         out = self._empty(batch + (m, n), a.dtype)
         if out.size:
+            # compute dtype: the scratch's (packed operands, see linalg; NumPy on the CPU)
+            compute = {BOOL: INT32, FLOAT16: FLOAT32, BFLOAT16: FLOAT32}.get(a.dtype, a.dtype)
+            count = math.prod(batch)
+            plan = linalg.plan(m, k, n, count, compute.itemsize, compute == a.dtype, self.device)
+            if max(plan.scratch, a2.size, b2.size, out.size) >= linalg.INDEX_LIMIT:
+                raise ShapeError(
+                    f"matmul: shapes {a.shape} and {b.shape} are too large for the Taichi "
+                    f"kernel's 32-bit indexing (limit {linalg.INDEX_LIMIT} elements)."
+                )
             linalg.matmul_kernel(
                 self._arg(a2),
                 self._arg(b2),
+                self._arg(self._empty((max(plan.scratch, 1),), compute)),
                 self._arg(out),
+                count,
                 m,
                 k,
                 n,
+                plan.MR,
+                plan.NR,
+                plan.G,
+                plan.KB,
+                plan.pack_b,
+                self._serial(plan.scratch),
                 self._serial(out.size * max(k, 1)),
             )
         shape = batch + ((m,) if not vector_a else ()) + ((n,) if not vector_b else ())

@@ -1,58 +1,190 @@
-"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one 4x4 output tile per thread.
+"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one MR x NR output tile per thread.
 
-A simple, correct kernel: each thread keeps a 4x4 tile of the output in registers and walks
-``k`` once, reading a column of 4 from ``a`` and a row of 4 from ``b`` (contiguous, so
-neighbouring GPU threads read neighbouring memory). Reads past the edge are clamped to the last
-row/column (valid memory, results discarded), writes are guarded. Halves accumulate in f32;
-integers in their own dtype (wrapping, as NumPy's matmul).
+One kernel, two loops (Taichi runs a kernel's top-level loops one after the other):
 
-# NOTE: with ``fast_math=False`` (IEEE NaN/inf semantics everywhere) LLVM neither fuses nor
-# vectorises this loop on the CPU: ~7-12 GFLOP/s (f32, 2 cores) against ~90 with fast math and a
-# pre-transposed b, and 170-180 for OpenBLAS. On the CPU, BLAS is the fast path.
+1. *pack*: copy ``a`` into row panels ``ap[q, tile, p, r] = a[q, tile*MR + r, p]`` (zero past
+   row ``m``) in the compute dtype, so the product loop reads the MR values it needs for one
+   ``p`` from one place. ``b`` is read where it lies when its dtype is the compute dtype and
+   ``n >= NR``: the last column tile is shifted left to end at column ``n`` (overlapping its
+   neighbour, which writes the overlap). Otherwise (halves, bools, ``n < NR``) ``b`` is packed
+   too, into ``bp[q, p, j]`` with ``n`` padded to a multiple of NR.
+2. *product*: each thread keeps an MR x NR tile of accumulators and walks ``k`` once, in order;
+   for each ``p`` it reads MR values of ``ap`` and NR contiguous values of ``b`` and does MR*NR
+   independent multiply-adds. Writes are guarded at the edges.
+
+# NOTE: why this is fast without fast math. ``fast_math=False`` (IEEE NaN/inf semantics) forbids
+# reassociating the sum along k, so no vectorising *along k*. Vectorising *across* the NR columns
+# needs none: the NR accumulators of a row are independent, and LLVM's SLP vectoriser turns each
+# row's update into one vector multiply and one vector add (``a`` broadcast, the row of ``b``
+# one vector load) -- provided it can prove the NR loads adjacent. Taichi computes indices in i32
+# and sign-extends them with no no-overflow flag, so ``sext(i + 1)`` is not provably
+# ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel: 7-12 GFLOP/s on 2 cores).
+# Masking the base index with ``& 0x3FFFFFFF`` (a no-op below 2^30) bounds its range, LLVM proves
+# ``base + c`` cannot overflow, and loads and arithmetic vectorise.
+#
+# Every sum runs p = 0, 1, ..., k-1 in one accumulator, so a result does not depend on the tile
+# shape, the thread count or whether b was packed (bar FMA contraction on a GPU).
+
+Halves accumulate in f32; integers in their own dtype (wrapping, as NumPy's matmul); bools in
+i32, stored as ``sum != 0``.
 """
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+
+from typing import NamedTuple
 
 import taichi as ti
 
 from .codec import compute_zero, load, store
 
-TILE = 4
+# Indices are masked with INDEX_LIMIT - 1 (see the module note); the backend refuses operands
+# and scratch of INDEX_LIMIT elements or more.
+INDEX_LIMIT = 1 << 30
+_MASK = INDEX_LIMIT - 1
+
+
+class Plan(NamedTuple):
+    """How :func:`matmul_kernel` runs one product: its compile-time parameters and the size of
+    its scratch (in elements of the compute dtype)."""
+
+    MR: int  # rows of a tile
+    NR: int  # columns of a tile
+    G: int  # row tiles per group: one thread's consecutive tiles (see the product loop)
+    KB: int  # steps of p per packing task
+    pack_b: bool
+    scratch: int
+
+
+def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, device: str) -> Plan:
+    """The plan for ``batches`` products ``(m, k) @ (k, n)`` in a compute dtype of ``itemsize``
+    bytes; ``b_direct``: b is stored in the compute dtype, so the kernel may read it in place.
+
+    On the CPU a tile row is one 64-byte (AVX-512) vector of accumulators, and 8 rows give
+    enough independent adds to hide the add latency; groups of 4 row tiles share a column panel
+    of b in cache; a packing task copies 64 steps of p (measured on Zen 4: benchmarks/README.md).
+    ``n <= 4`` (a matrix times a vector) takes 4 columns rather than a vector's worth of padding.
+    On a GPU a thread has fewer registers: 4x4 tiles; consecutive threads take consecutive
+    column tiles (G = 1), so a warp reads one contiguous stretch of b and shares one row panel
+    of a; a packing task copies one step of p (more threads)."""
+    if device == "cpu":
+        MR, NR, G, KB = 8, 64 // itemsize, 4, 64
+    else:
+        MR, NR, G, KB = 4, 4, 1, 1
+    if n <= 4:
+        NR = 4
+    pack_b = not (b_direct and n >= NR)
+    scratch = batches * k * (-(-m // MR) * MR + (-(-n // NR) * NR if pack_b else 0))
+    return Plan(MR, NR, G, KB, pack_b, scratch)
 
 
 @ti.func
-def zero_tile(z):
-    return ti.Matrix([[z, z, z, z], [z, z, z, z], [z, z, z, z], [z, z, z, z]])
+def _tile(
+    ap: ti.template(),
+    a0,
+    b: ti.template(),
+    b0,
+    stride,
+    k,
+    MR: ti.template(),
+    NR: ti.template(),
+    zero,
+):
+    """sum_p ap[a0 + p*MR + r] * b[b0 + p*stride + c] for an MR x NR tile, p in order."""
+    acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
+    for p in range(k):
+        ai = (a0 + p * MR) & _MASK  # the masks let LLVM vectorise (module note)
+        bi = (b0 + p * stride) & _MASK
+        column = ti.Vector([ap[ai + r] for r in ti.static(range(MR))])
+        row = ti.Vector([load(b, bi + c) for c in ti.static(range(NR))])
+        for r in ti.static(range(MR)):  # nested static loops: no unrolling warning past 32
+            for c in ti.static(range(NR)):
+                acc[r, c] += column[r] * row[c]
+    return acc
 
 
 @ti.kernel
 def matmul_kernel(
     a: ti.types.ndarray(ndim=1),
     b: ti.types.ndarray(ndim=1),
+    packed: ti.types.ndarray(ndim=1),
     out: ti.types.ndarray(ndim=1),
+    batches: ti.i32,
     m: ti.i32,
     k: ti.i32,
     n: ti.i32,
+    MR: ti.template(),
+    NR: ti.template(),
+    G: ti.i32,
+    KB: ti.template(),
+    pack_b: ti.template(),
+    serial_pack: ti.template(),
     serial: ti.template(),
 ):
     # out[q, i, j] = sum_p a[q, i, p] * b[q, p, j], for every batch q
-    row_tiles = (m + TILE - 1) // TILE
-    col_tiles = (n + TILE - 1) // TILE
-    batches = out.shape[0] // (m * n)
+    row_tiles = (m + MR - 1) // MR
+    col_tiles = (n + NR - 1) // NR
+    npad = col_tiles * NR
+    zero = compute_zero(a)
+
+    # 1. pack: a task copies KB steps of p of one row panel of a, or one row of b; index
+    # arithmetic (divisions, ~25 cycles) per task, not per element
+    blocks = (k + KB - 1) // KB
+    a_tasks = batches * row_tiles * blocks
+    b_tasks = batches * k if ti.static(pack_b) else 0
+    b_start = batches * row_tiles * k * MR  # packed = ap, then bp
+    if ti.static(serial_pack):
+        ti.loop_config(serialize=True)
+    for e in range(a_tasks + b_tasks):
+        if e < a_tasks:  # ap[q, tile, p, :] = a[q, tile*MR : tile*MR + MR, p]
+            qt = e // blocks  # q * row_tiles + tile
+            i0 = (qt % row_tiles) * MR
+            src = ((qt // row_tiles) * m + i0) * k
+            dst = qt * k * MR
+            rows = ti.min(m - i0, MR)
+            for p in range((e % blocks) * KB, ti.min((e % blocks + 1) * KB, k)):
+                # all loads, then all stores: a store may alias the kernel's argument pointers
+                # (no type-based alias info), so each store makes LLVM reload them
+                column = ti.Vector([zero for _ in ti.static(range(MR))])
+                if rows == MR:
+                    column = ti.Vector([load(a, src + r * k + p) for r in ti.static(range(MR))])
+                else:
+                    for r in ti.static(range(MR)):
+                        if r < rows:
+                            column[r] = load(a, src + r * k + p)
+                d = (dst + p * MR) & _MASK
+                for r in ti.static(range(MR)):
+                    packed[d + r] = column[r]
+        else:  # bp[q, p, :] = b[q, p, :], zero from n to npad
+            f = e - a_tasks  # q * k + p
+            for j in range(npad):
+                v = zero
+                if j < n:
+                    v = load(b, f * n + j)
+                packed[b_start + f * npad + j] = v
+
+    # 2. product: O(mnk) multiply-adds
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for t in range(batches * row_tiles * col_tiles):
+        # t -> (q, group of G row tiles, column tile, row tile in the group): one thread's
+        # consecutive tiles share a row panel of a, and G of them one column panel of b
         q = t // (row_tiles * col_tiles)
-        i0 = ((t // col_tiles) % row_tiles) * TILE
-        j0 = (t % col_tiles) * TILE
-        # first elements of the tile's 4 rows of a and 4 columns of b, clamped at the edges
-        rows = ti.Vector([q * m * k + ti.min(i0 + r, m - 1) * k for r in ti.static(range(TILE))])
-        cols = ti.Vector([q * k * n + ti.min(j0 + c, n - 1) for c in ti.static(range(TILE))])
-        acc = zero_tile(compute_zero(a))
-        for p in range(k):
-            column = ti.Vector([load(a, rows[r] + p) for r in ti.static(range(TILE))])
-            row = ti.Vector([load(b, cols[c] + p * n) for c in ti.static(range(TILE))])
-            for r, c in ti.static(ti.ndrange(TILE, TILE)):
-                acc[r, c] += column[r] * row[c]
-        for r, c in ti.static(ti.ndrange(TILE, TILE)):
-            if i0 + r < m and j0 + c < n:
-                store(out, q * m * n + (i0 + r) * n + j0 + c, acc[r, c])
+        u = t % (row_tiles * col_tiles)
+        first = u // (G * col_tiles) * G  # the group's first row tile
+        height = ti.min(G, row_tiles - first)
+        v = u - first * col_tiles
+        col_tile = v // height
+        tile = first + v % height
+        a0 = (q * row_tiles + tile) * k * MR
+        j0 = col_tile * NR  # the first column this tile writes
+        jl = j0  # the first column it computes
+        acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
+        if ti.static(pack_b):
+            acc = _tile(packed, a0, packed, b_start + q * k * npad + j0, npad, k, MR, NR, zero)
+        else:
+            jl = ti.min(j0, n - NR)  # the last tile ends at column n (needs n >= NR)
+            acc = _tile(packed, a0, b, q * k * n + jl, n, k, MR, NR, zero)
+        i0 = tile * MR
+        for r in ti.static(range(MR)):
+            for c in ti.static(range(NR)):
+                if i0 + r < m and jl + c >= j0 and jl + c < n:
+                    store(out, (q * m + i0 + r) * n + jl + c, acc[r, c])

@@ -229,7 +229,8 @@ class GradientTape(Trace):
             )
         leaf = Leaf(next(self._variables), x.shape, x.dtype.name, _value=x)
         self.leaves.append(leaf)
-        self._emit(TapeEvent("watch", self.id, leaf=leaf))
+        if self._observers:
+            self._emit(TapeEvent("watch", self.id, leaf=leaf))
         return TrackedTensor(self, x, leaf.variable)
 
     @contextlib.contextmanager
@@ -266,7 +267,8 @@ class GradientTape(Trace):
             ans,
         )
         self.records.append(record)
-        self._emit(TapeEvent("record", self.id, record=record))
+        if self._observers:
+            self._emit(TapeEvent("record", self.id, record=record))
         return TrackedTensor(self, ans, record.output)
 
     # ---- Observing ----
@@ -277,6 +279,7 @@ class GradientTape(Trace):
         return lambda: self._observers.remove(callback) if callback in self._observers else None
 
     def _emit(self, event: TapeEvent) -> None:
+        # Callers check self._observers first: an event is built only when someone listens.
         for callback in list(self._observers):
             callback(event)
 
@@ -366,7 +369,8 @@ class GradientTape(Trace):
         for t, seed in zip(targets, seeds):
             if isinstance(t, TrackedTensor) and t._trace is self and t.variable in relevant:
                 _accumulate(adjoints, t.variable, seed)
-        self._emit(TapeEvent("sweep_start", self.id))
+        if self._observers:
+            self._emit(TapeEvent("sweep_start", self.id))
         for record in reversed(self.records):
             if record.output not in adjoints:
                 continue
@@ -376,13 +380,16 @@ class GradientTape(Trace):
                 else adjoints.pop(record.output)
             )
             record._adjoint = g
-            self._emit(TapeEvent("adjoint", self.id, record=record))
+            if self._observers:
+                self._emit(TapeEvent("adjoint", self.id, record=record))
             self._backpropagate(record, g, relevant, adjoints)
         for leaf in self.leaves:
             if leaf.variable in adjoints:
                 leaf._adjoint = adjoints[leaf.variable]
-                self._emit(TapeEvent("adjoint", self.id, leaf=leaf))
-        self._emit(TapeEvent("sweep_end", self.id))
+                if self._observers:
+                    self._emit(TapeEvent("adjoint", self.id, leaf=leaf))
+        if self._observers:
+            self._emit(TapeEvent("sweep_end", self.id))
         return adjoints
 
     def _backpropagate(self, record: Record, g: Tensor, relevant: set, adjoints: dict) -> None:

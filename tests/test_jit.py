@@ -216,6 +216,9 @@ def test_a_graph_is_readable():
     f = tg.jit(lambda x: tg.sum(tg.exp(x) * 2.0))
     text = str(f.graph(tg.ones(3)))
     assert "exp(" in text and "sum(" in text and "inputs: v0: float64[3]" in text
+    assert f.cache_info() == (0, 0, 1)  # looking compiles, but is not a call
+    f(tg.ones(3))
+    assert f.cache_info() == (1, 0, 1)
 
 
 # ---- What cannot be compiled ----

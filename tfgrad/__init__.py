@@ -7,12 +7,12 @@ array([0.    , 1.3818])
 
 from . import errors, random
 from .api import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
+from .compiler import jit
 from .config import check_numerics, current_backend, init, use_backend
 from .dtypes import DType, bfloat16, bool_, float16, float32, float64, int32, int64
 from .errors import TfgradError
 from .forward import DualTensor
 from .gradcheck import gradcheck
-from .jit import jit
 from .ops import (
     abs,
     add,

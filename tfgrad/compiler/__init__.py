@@ -1,4 +1,5 @@
-"""``tfgrad.jit``: trace a function once per input shapes and dtypes, compile, reuse.
+"""The compiler behind ``tfgrad.jit``: trace a function once per input shapes and dtypes,
+compile, reuse.
 
 >>> import tfgrad as tg
 >>> f = tg.jit(tg.grad(lambda x: tg.sum(tg.sin(x) * x)))
@@ -161,15 +162,16 @@ class JitFunction:
         self.hits = self.misses = 0
 
     def program(self, *args: Any) -> Program:
-        """The compiled program for arguments like ``args`` (compiled now if new)."""
+        """The compiled program for arguments like ``args`` (compiled now if new; looking does
+        not count as a call in ``cache_info``)."""
         leaves, key, rebuild = self._split(args)
         if key not in self._cache:
-            self.misses += 1
             self._cache[key] = self._compile(leaves, rebuild)
         return self._cache[key].program
 
     def graph(self, *args: Any) -> Graph:
-        """The traced graph of primitives for arguments like ``args``."""
+        """The graph of primitives compiled for arguments like ``args``: the trace after the
+        compiler dropped what no output needs and what does nothing (see ``Program``)."""
         return self.program(*args).graph
 
     def kernel_sources(self, *args: Any) -> list[str]:

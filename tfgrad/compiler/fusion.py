@@ -1,6 +1,6 @@
 """Fusing a group of elementwise equations into one generated Taichi kernel.
 
-A group (one stage, one output shape: see :mod:`tfgrad.jit.program`) becomes one loop over the
+A group (one stage, one output shape: see :mod:`tfgrad.compiler.program`) becomes one loop over the
 flat output: each input is loaded once per element (broadcast inputs through an index computed
 from ``i``), every op is one line calling the same ``ti.func`` the single-op kernel uses (so a
 fused result equals the unfused Taichi one), and only values needed outside the group are

@@ -1,4 +1,4 @@
-"""From a traced :class:`~tfgrad.jit.trace.Graph` to a runnable program.
+"""From a traced :class:`~tfgrad.compiler.trace.Graph` to a runnable program.
 
 Compiling does, once per input shapes and dtypes:
 
@@ -6,7 +6,8 @@ Compiling does, once per input shapes and dtypes:
 2. give each equation a *stage*: elementwise ops take the latest stage of their inputs, any other
    op (a matmul, a reduction, a slice) ends its stage, so its output belongs to the next one.
    Elementwise equations of one stage and one shape never wait for each other's non-elementwise
-   work, so each such group can become one fused loop (:mod:`tfgrad.jit.fusion`) where that pays;
+   work, so each such group can become one fused loop (:mod:`tfgrad.compiler.fusion`) where
+   that pays;
 3. order the steps (fused groups and single ops) and resolve each single op once to the
    backend function its dispatch policy picks for these shapes (``Backend.kernel_for``);
 4. write the whole program as one straight-line Python function over buffers: no tape, no

@@ -122,18 +122,19 @@ def matmul_kernel(
     # out[q, i, j] = sum_p a[q, i, p] * b[q, p, j], for every batch q
     row_tiles = (m + MR - 1) // MR
     col_tiles = (n + NR - 1) // NR
-    npad = col_tiles * NR
     zero = compute_zero(a)
 
-    # 1. pack: a task copies KB steps of p of one row panel of a, or one row of b; index
-    # arithmetic (divisions, ~25 cycles) per task, not per element
+    # 1. pack: a task copies KB steps of p of one row panel of a or one column panel of b;
+    # index arithmetic (divisions, ~25 cycles) per task, not per element
     blocks = (k + KB - 1) // KB
     a_tasks = batches * row_tiles * blocks
-    b_tasks = batches * k if ti.static(pack_b) else 0
+    b_tasks = batches * col_tiles * blocks if ti.static(pack_b) else 0
     b_start = batches * row_tiles * k * MR  # packed = ap, then bp
     if ti.static(serial_pack):
         ti.loop_config(serialize=True)
     for e in range(a_tasks + b_tasks):
+        # all loads, then all stores: a store may alias the kernel's argument pointers (no
+        # type-based alias information), so LLVM reloads them after each store
         if e < a_tasks:  # ap[q, tile, p, :] = a[q, tile*MR : tile*MR + MR, p]
             qt = e // blocks  # q * row_tiles + tile
             i0 = (qt % row_tiles) * MR
@@ -141,8 +142,6 @@ def matmul_kernel(
             dst = qt * k * MR
             rows = ti.min(m - i0, MR)
             for p in range((e % blocks) * KB, ti.min((e % blocks + 1) * KB, k)):
-                # all loads, then all stores: a store may alias the kernel's argument pointers
-                # (no type-based alias info), so each store makes LLVM reload them
                 column = ti.Vector([zero for _ in ti.static(range(MR))])
                 if rows == MR:
                     column = ti.Vector([load(a, src + r * k + p) for r in ti.static(range(MR))])
@@ -153,13 +152,25 @@ def matmul_kernel(
                 d = (dst + p * MR) & _MASK
                 for r in ti.static(range(MR)):
                     packed[d + r] = column[r]
-        else:  # bp[q, p, :] = b[q, p, :], zero from n to npad
-            f = e - a_tasks  # q * k + p
-            for j in range(npad):
-                v = zero
-                if j < n:
-                    v = load(b, f * n + j)
-                packed[b_start + f * npad + j] = v
+        else:  # bp[q, col_tile, p, :] = b[q, p, col_tile*NR : col_tile*NR + NR]
+            f = e - a_tasks
+            qc = f // blocks  # q * col_tiles + col_tile
+            j0 = (qc % col_tiles) * NR
+            src = (qc // col_tiles) * k * n + j0
+            dst = b_start + qc * k * NR
+            cols = ti.min(n - j0, NR)
+            for p in range((f % blocks) * KB, ti.min((f % blocks + 1) * KB, k)):
+                row = ti.Vector([zero for _ in ti.static(range(NR))])
+                if cols == NR:
+                    s0 = (src + p * n) & _MASK
+                    row = ti.Vector([load(b, s0 + c) for c in ti.static(range(NR))])
+                else:
+                    for c in ti.static(range(NR)):
+                        if c < cols:
+                            row[c] = load(b, src + p * n + c)
+                d = (dst + p * NR) & _MASK
+                for c in ti.static(range(NR)):
+                    packed[d + c] = row[c]
 
     # 2. product: O(mnk) multiply-adds
     if ti.static(serial):
@@ -179,12 +190,28 @@ def matmul_kernel(
         jl = j0  # the first column it computes
         acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
         if ti.static(pack_b):
-            acc = _tile(packed, a0, packed, b_start + q * k * npad + j0, npad, k, MR, NR, zero)
+            acc = _tile(
+                packed,
+                a0,
+                packed,
+                b_start + (q * col_tiles + col_tile) * k * NR,
+                NR,
+                k,
+                MR,
+                NR,
+                zero,
+            )
         else:
             jl = ti.min(j0, n - NR)  # the last tile ends at column n (needs n >= NR)
             acc = _tile(packed, a0, b, q * k * n + jl, n, k, MR, NR, zero)
+        # Everything the stores need is computed before the first: after each store LLVM
+        # reloads whatever lives in memory (arguments, pointers), as a store may alias it.
         i0 = tile * MR
+        rows = ti.min(m - i0, MR)
+        c_first = j0 - jl  # columns c_first <= c < c_end of acc are this tile's
+        c_end = ti.min(n - jl, NR)
+        starts = ti.Vector([((q * m + i0 + r) * n + jl) & _MASK for r in ti.static(range(MR))])
         for r in ti.static(range(MR)):
             for c in ti.static(range(NR)):
-                if i0 + r < m and jl + c >= j0 and jl + c < n:
-                    store(out, (q * m + i0 + r) * n + jl + c, acc[r, c])
+                if r < rows and c >= c_first and c < c_end:
+                    store(out, starts[r] + c, acc[r, c])

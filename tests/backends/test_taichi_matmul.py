@@ -130,11 +130,12 @@ def test_batches(backend, dtype, batch):
 @pytest.mark.parametrize("dtype", ["int32", "bfloat16", "float32", "float64"])
 def test_larger_shapes(backend, dtype):
     # several groups of row tiles, several packing blocks along k, b read in place with a
-    # shifted last column tile, exact multiples of the tile
+    # shifted last column tile, exact multiples of the tile, b packed for its stride
     for shape in [(1, 37, 130, 50), (3, 33, 70, 40), (1, 70, 200, 9), (2, 9, 65, 33)]:
         q, m, k, n = shape
         check(backend, draw(dtype, (q, m, k)), draw(dtype, (q, k, n)), dtype)
-    for m, k, n in [(64, 64, 64), (16, 16, 32), (40, 128, 48)]:
+    # rows of b 4 KiB apart: packed into panels (1024 four-byte or 512 eight-byte columns)
+    for m, k, n in [(64, 64, 64), (16, 16, 32), (40, 128, 48), (5, 9, 1024), (3, 70, 512)]:
         check(backend, draw(dtype, (m, k)), draw(dtype, (k, n)), dtype)
 
 

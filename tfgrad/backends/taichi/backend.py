@@ -856,6 +856,10 @@ class TaichiBackend:
                     f"matmul: shapes {a.shape} and {b.shape} are too large for the Taichi "
                     f"kernel's 32-bit indexing (limit {linalg.INDEX_LIMIT} elements)."
                 )
+            # a vectorised multiply-add costs ~1/64 of an element of a memory-bound op, and a
+            # parallel loop ~150 us of thread wake-up in the measured VM (benchmarks/README.md)
+            serial_pack = self._serial(plan.scratch)
+            serial = self._serial(out.size * max(k, 1) // 64)
             linalg.matmul_kernel(
                 self._arg(a2),
                 self._arg(b2),
@@ -865,13 +869,15 @@ class TaichiBackend:
                 m,
                 k,
                 n,
+                plan.G,
+                0 if serial_pack else plan.pack_spread,
+                0 if serial else plan.product_spread,
                 plan.MR,
                 plan.NR,
-                plan.G,
                 plan.KB,
                 plan.pack_b,
-                self._serial(plan.scratch),
-                self._serial(out.size * max(k, 1)),
+                serial_pack,
+                serial,
             )
         shape = batch + ((m,) if not vector_a else ()) + ((n,) if not vector_b else ())
         return self._reshape(out, shape)

@@ -48,10 +48,12 @@ class Plan(NamedTuple):
 
     MR: int  # rows of a tile
     NR: int  # columns of a tile
-    G: int  # row tiles per group: one thread's consecutive tiles (see the product loop)
+    G: int  # row tiles per group: one thread's consecutive tiles (see _product)
     KB: int  # steps of p per packing task
     pack_b: bool
-    scratch: int
+    scratch: int  # elements of the compute dtype
+    pack_spread: int  # log2 of the loop iterations per task when the loop runs in parallel
+    product_spread: int
 
 
 def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, device: str) -> Plan:
@@ -71,9 +73,39 @@ def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, de
         MR, NR, G, KB = 4, 4, 1, 1
     if n <= 4:
         NR = 4
-    pack_b = not (b_direct and n >= NR)
-    scratch = batches * k * (-(-m // MR) * MR + (-(-n // NR) * NR if pack_b else 0))
-    return Plan(MR, NR, G, KB, pack_b, scratch)
+    # b's rows 4 KiB apart (n = 1024 f32, 512 f64) put a column panel in a few cache sets
+    # (L1 and L2 thrash): packed, it is contiguous (f32 1024^3 93 against 75 GFLOP/s, 1 core)
+    pack_b = not (b_direct and n >= NR) or (device == "cpu" and n * itemsize % 4096 == 0)
+    row_tiles, col_tiles, blocks = -(-m // MR), -(-n // NR), -(-k // KB)
+    scratch = batches * k * (row_tiles * MR + (col_tiles * NR if pack_b else 0))
+    pack_tasks = batches * blocks * (row_tiles + (col_tiles if pack_b else 0))
+    return Plan(
+        MR,
+        NR,
+        G,
+        KB,
+        pack_b,
+        scratch,
+        _spread(pack_tasks, 32, device),  # a task: MR*KB or NR*KB elements
+        _spread(batches * row_tiles * col_tiles, 8, device),  # a tile: 2*MR*NR*k flops
+    )
+
+
+def _spread(tasks: int, per_chunk: int, device: str) -> int:
+    """log2 of the loop iterations per task in a parallel loop of ``tasks`` tasks, so that
+    Taichi's chunks of 512 iterations hold ``per_chunk`` tasks (fewer if there are few tasks:
+    4 chunks at least).
+
+    # NOTE: Taichi 1.7 hands a CPU thread at least 512 consecutive iterations of a parallel
+    # loop (``cpu_block_dim_adaptive``, a global ``ti.init`` option; ``ti.loop_config`` cannot
+    # lower it): a loop of 256 tiles ran on one thread, and 2048 tiles in 4 chunks left one
+    # thread idle at the end. Spread over ``tasks << spread`` iterations, of which every
+    # ``2**spread``-th runs a task, tasks reach both threads in small chunks, at ~1-2 ns per
+    # idle iteration."""
+    if device != "cpu" or not tasks:
+        return 0
+    least = (512 // per_chunk).bit_length() - 1
+    return min(max(least, ((2048 - 1) // tasks).bit_length()), 9)
 
 
 @ti.func
@@ -101,6 +133,124 @@ def _tile(
     return acc
 
 
+@ti.func
+def _pack_a(
+    a: ti.template(),
+    packed: ti.template(),
+    e,
+    m,
+    k,
+    row_tiles,
+    blocks,
+    MR: ti.template(),
+    KB: ti.template(),
+    zero,
+):
+    """ap[q, tile, p, :] = a[q, tile*MR : tile*MR + MR, p] for KB steps of p (task e)."""
+    qt = e // blocks  # q * row_tiles + tile
+    i0 = (qt % row_tiles) * MR
+    src = ((qt // row_tiles) * m + i0) * k
+    dst = qt * k * MR
+    rows = ti.min(m - i0, MR)
+    for p in range((e % blocks) * KB, ti.min((e % blocks + 1) * KB, k)):
+        # all loads, then all stores: a store may alias the kernel's argument pointers (no
+        # type-based alias information), so LLVM reloads them after each store
+        column = ti.Vector([zero for _ in ti.static(range(MR))])
+        if rows == MR:
+            column = ti.Vector([load(a, src + r * k + p) for r in ti.static(range(MR))])
+        else:
+            for r in ti.static(range(MR)):
+                if r < rows:
+                    column[r] = load(a, src + r * k + p)
+        d = (dst + p * MR) & _MASK
+        for r in ti.static(range(MR)):
+            packed[d + r] = column[r]
+
+
+@ti.func
+def _pack_b(
+    b: ti.template(),
+    packed: ti.template(),
+    f,
+    k,
+    n,
+    col_tiles,
+    blocks,
+    b_start,
+    NR: ti.template(),
+    KB: ti.template(),
+    zero,
+):
+    """bp[q, col_tile, p, :] = b[q, p, col_tile*NR : col_tile*NR + NR] for KB steps of p."""
+    qc = f // blocks  # q * col_tiles + col_tile
+    j0 = (qc % col_tiles) * NR
+    src = (qc // col_tiles) * k * n + j0
+    dst = b_start + qc * k * NR
+    cols = ti.min(n - j0, NR)
+    for p in range((f % blocks) * KB, ti.min((f % blocks + 1) * KB, k)):
+        row = ti.Vector([zero for _ in ti.static(range(NR))])
+        if cols == NR:
+            s0 = (src + p * n) & _MASK
+            row = ti.Vector([load(b, s0 + c) for c in ti.static(range(NR))])
+        else:
+            for c in ti.static(range(NR)):
+                if c < cols:
+                    row[c] = load(b, src + p * n + c)
+        d = (dst + p * NR) & _MASK
+        for c in ti.static(range(NR)):
+            packed[d + c] = row[c]
+
+
+@ti.func
+def _product(
+    b: ti.template(),
+    packed: ti.template(),
+    out: ti.template(),
+    t,
+    m,
+    k,
+    n,
+    row_tiles,
+    col_tiles,
+    G,
+    b_start,
+    MR: ti.template(),
+    NR: ti.template(),
+    pack_b: ti.template(),
+    zero,
+):
+    """Tile t of the product, written to out."""
+    # t -> (q, group of G row tiles, column tile, row tile in the group): one thread's
+    # consecutive tiles share a row panel of a, and G of them one column panel of b
+    q = t // (row_tiles * col_tiles)
+    u = t % (row_tiles * col_tiles)
+    first = u // (G * col_tiles) * G  # the group's first row tile
+    height = ti.min(G, row_tiles - first)
+    v = u - first * col_tiles
+    col_tile = v // height
+    tile = first + v % height
+    a0 = (q * row_tiles + tile) * k * MR
+    j0 = col_tile * NR  # the first column this tile writes
+    jl = j0  # the first column it computes
+    acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
+    if ti.static(pack_b):
+        b0 = b_start + (q * col_tiles + col_tile) * k * NR
+        acc = _tile(packed, a0, packed, b0, NR, k, MR, NR, zero)
+    else:
+        jl = ti.min(j0, n - NR)  # the last tile ends at column n (needs n >= NR)
+        acc = _tile(packed, a0, b, q * k * n + jl, n, k, MR, NR, zero)
+    # everything the stores need is computed before the first (see _pack_a)
+    i0 = tile * MR
+    rows = ti.min(m - i0, MR)
+    c_first = j0 - jl  # columns c_first <= c < c_end of acc are this tile's
+    c_end = ti.min(n - jl, NR)
+    starts = ti.Vector([((q * m + i0 + r) * n + jl) & _MASK for r in ti.static(range(MR))])
+    for r in ti.static(range(MR)):
+        for c in ti.static(range(NR)):
+            if r < rows and c >= c_first and c < c_end:
+                store(out, starts[r] + c, acc[r, c])
+
+
 @ti.kernel
 def matmul_kernel(
     a: ti.types.ndarray(ndim=1),
@@ -111,9 +261,11 @@ def matmul_kernel(
     m: ti.i32,
     k: ti.i32,
     n: ti.i32,
+    G: ti.i32,
+    pack_spread: ti.i32,
+    product_spread: ti.i32,
     MR: ti.template(),
     NR: ti.template(),
-    G: ti.i32,
     KB: ti.template(),
     pack_b: ti.template(),
     serial_pack: ti.template(),
@@ -123,95 +275,29 @@ def matmul_kernel(
     row_tiles = (m + MR - 1) // MR
     col_tiles = (n + NR - 1) // NR
     zero = compute_zero(a)
+    b_start = batches * row_tiles * k * MR  # packed = ap, then bp
 
-    # 1. pack: a task copies KB steps of p of one row panel of a or one column panel of b;
-    # index arithmetic (divisions, ~25 cycles) per task, not per element
+    # 1. pack: a task copies KB steps of p of one row panel of a or one column panel of b
+    # (index arithmetic, divisions of ~25 cycles, per task rather than per element)
     blocks = (k + KB - 1) // KB
     a_tasks = batches * row_tiles * blocks
     b_tasks = batches * col_tiles * blocks if ti.static(pack_b) else 0
-    b_start = batches * row_tiles * k * MR  # packed = ap, then bp
     if ti.static(serial_pack):
         ti.loop_config(serialize=True)
-    for e in range(a_tasks + b_tasks):
-        # all loads, then all stores: a store may alias the kernel's argument pointers (no
-        # type-based alias information), so LLVM reloads them after each store
-        if e < a_tasks:  # ap[q, tile, p, :] = a[q, tile*MR : tile*MR + MR, p]
-            qt = e // blocks  # q * row_tiles + tile
-            i0 = (qt % row_tiles) * MR
-            src = ((qt // row_tiles) * m + i0) * k
-            dst = qt * k * MR
-            rows = ti.min(m - i0, MR)
-            for p in range((e % blocks) * KB, ti.min((e % blocks + 1) * KB, k)):
-                column = ti.Vector([zero for _ in ti.static(range(MR))])
-                if rows == MR:
-                    column = ti.Vector([load(a, src + r * k + p) for r in ti.static(range(MR))])
-                else:
-                    for r in ti.static(range(MR)):
-                        if r < rows:
-                            column[r] = load(a, src + r * k + p)
-                d = (dst + p * MR) & _MASK
-                for r in ti.static(range(MR)):
-                    packed[d + r] = column[r]
-        else:  # bp[q, col_tile, p, :] = b[q, p, col_tile*NR : col_tile*NR + NR]
-            f = e - a_tasks
-            qc = f // blocks  # q * col_tiles + col_tile
-            j0 = (qc % col_tiles) * NR
-            src = (qc // col_tiles) * k * n + j0
-            dst = b_start + qc * k * NR
-            cols = ti.min(n - j0, NR)
-            for p in range((f % blocks) * KB, ti.min((f % blocks + 1) * KB, k)):
-                row = ti.Vector([zero for _ in ti.static(range(NR))])
-                if cols == NR:
-                    s0 = (src + p * n) & _MASK
-                    row = ti.Vector([load(b, s0 + c) for c in ti.static(range(NR))])
-                else:
-                    for c in ti.static(range(NR)):
-                        if c < cols:
-                            row[c] = load(b, src + p * n + c)
-                d = (dst + p * NR) & _MASK
-                for c in ti.static(range(NR)):
-                    packed[d + c] = row[c]
+    for i in range((a_tasks + b_tasks) << pack_spread):
+        if i & ((1 << pack_spread) - 1) == 0:  # spreading: see Plan
+            e = i >> pack_spread
+            if e < a_tasks:
+                _pack_a(a, packed, e, m, k, row_tiles, blocks, MR, KB, zero)
+            else:
+                _pack_b(b, packed, e - a_tasks, k, n, col_tiles, blocks, b_start, NR, KB, zero)
 
     # 2. product: O(mnk) multiply-adds
     if ti.static(serial):
         ti.loop_config(serialize=True)
-    for t in range(batches * row_tiles * col_tiles):
-        # t -> (q, group of G row tiles, column tile, row tile in the group): one thread's
-        # consecutive tiles share a row panel of a, and G of them one column panel of b
-        q = t // (row_tiles * col_tiles)
-        u = t % (row_tiles * col_tiles)
-        first = u // (G * col_tiles) * G  # the group's first row tile
-        height = ti.min(G, row_tiles - first)
-        v = u - first * col_tiles
-        col_tile = v // height
-        tile = first + v % height
-        a0 = (q * row_tiles + tile) * k * MR
-        j0 = col_tile * NR  # the first column this tile writes
-        jl = j0  # the first column it computes
-        acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
-        if ti.static(pack_b):
-            acc = _tile(
-                packed,
-                a0,
-                packed,
-                b_start + (q * col_tiles + col_tile) * k * NR,
-                NR,
-                k,
-                MR,
-                NR,
-                zero,
+    for i in range((batches * row_tiles * col_tiles) << product_spread):
+        if i & ((1 << product_spread) - 1) == 0:
+            t = i >> product_spread
+            _product(
+                b, packed, out, t, m, k, n, row_tiles, col_tiles, G, b_start, MR, NR, pack_b, zero
             )
-        else:
-            jl = ti.min(j0, n - NR)  # the last tile ends at column n (needs n >= NR)
-            acc = _tile(packed, a0, b, q * k * n + jl, n, k, MR, NR, zero)
-        # Everything the stores need is computed before the first: after each store LLVM
-        # reloads whatever lives in memory (arguments, pointers), as a store may alias it.
-        i0 = tile * MR
-        rows = ti.min(m - i0, MR)
-        c_first = j0 - jl  # columns c_first <= c < c_end of acc are this tile's
-        c_end = ti.min(n - jl, NR)
-        starts = ti.Vector([((q * m + i0 + r) * n + jl) & _MASK for r in ti.static(range(MR))])
-        for r in ti.static(range(MR)):
-            for c in ti.static(range(NR)):
-                if r < rows and c >= c_first and c < c_end:
-                    store(out, starts[r] + c, acc[r, c])

@@ -876,6 +876,7 @@ class TaichiBackend:
                 plan.NR,
                 plan.KB,
                 plan.pack_b,
+                plan.edges,
                 serial_pack,
                 serial,
             )

@@ -1,16 +1,19 @@
-"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one MR x NR output tile per thread.
+"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one MR x NR output tile per task.
 
 One kernel, two loops (Taichi runs a kernel's top-level loops one after the other):
 
-1. *pack*: copy ``a`` into row panels ``ap[q, tile, p, r] = a[q, tile*MR + r, p]`` (zero past
-   row ``m``) in the compute dtype, so the product loop reads the MR values it needs for one
-   ``p`` from one place. ``b`` is read where it lies when its dtype is the compute dtype and
-   ``n >= NR``: the last column tile is shifted left to end at column ``n`` (overlapping its
-   neighbour, which writes the overlap). Otherwise (halves, bools, ``n < NR``) ``b`` is packed
-   too, into ``bp[q, p, j]`` with ``n`` padded to a multiple of NR.
-2. *product*: each thread keeps an MR x NR tile of accumulators and walks ``k`` once, in order;
-   for each ``p`` it reads MR values of ``ap`` and NR contiguous values of ``b`` and does MR*NR
-   independent multiply-adds. Writes are guarded at the edges.
+1. *pack*: copy ``a`` into row panels ``ap[q, tile, p, :] = a[q, i0 : i0 + MR, p]`` in the
+   compute dtype (float16/bfloat16 decoded to f32 once, here), so the product reads the MR
+   values it needs for one ``p`` from one place. ``b`` is read where it lies when it is stored
+   in the compute dtype; otherwise (halves, bools, ``n < NR``, rows 4 KiB apart) it is packed
+   too, into column panels ``bp[q, col_tile, p, :] = b[q, p, j0 : j0 + NR]``.
+2. *product*: a task keeps an MR x NR tile of accumulators and walks ``k`` once, in order; for
+   each ``p`` it reads MR values of ``ap`` and NR contiguous values of ``b`` and does MR*NR
+   independent multiply-adds, then stores the tile.
+
+The last tile of a row (column) starts at ``m - MR`` (``n - NR``), overlapping its neighbour,
+so no tile has a partial edge: no padding, no guards (both tiles write the overlap, the same
+values). Only ``m < MR`` or ``n < NR`` (``edges``) guards its stores.
 
 # NOTE: why this is fast without fast math. ``fast_math=False`` (IEEE NaN/inf semantics) forbids
 # reassociating the sum along k, so no vectorising *along k*. Vectorising *across* the NR columns
@@ -20,7 +23,9 @@ One kernel, two loops (Taichi runs a kernel's top-level loops one after the othe
 # and sign-extends them with no no-overflow flag, so ``sext(i + 1)`` is not provably
 # ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel: 7-12 GFLOP/s on 2 cores).
 # Masking the base index with ``& 0x3FFFFFFF`` (a no-op below 2^30) bounds its range, LLVM proves
-# ``base + c`` cannot overflow, and loads and arithmetic vectorise.
+# ``base + c`` cannot overflow, and loads and arithmetic vectorise. On Zen 4 a vector multiply
+# and a vector add per cycle (separate pipes) match one FMA per cycle: fast math would not be
+# faster.
 #
 # Every sum runs p = 0, 1, ..., k-1 in one accumulator, so a result does not depend on the tile
 # shape, the thread count or whether b was packed (bar FMA contraction on a GPU).
@@ -42,6 +47,22 @@ INDEX_LIMIT = 1 << 30
 _MASK = INDEX_LIMIT - 1
 
 
+def _host_vector_bytes() -> int:
+    """64 where the CPU has AVX-512 (Taichi compiles for the host), else 32 (AVX2, or two NEON
+    registers)."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # NumPy 1.x
+        try:
+            from numpy.core._multiarray_umath import __cpu_features__ as features
+        except ImportError:
+            return 32
+    return 64 if features.get("AVX512F") else 32
+
+
+_VECTOR_BYTES = _host_vector_bytes()
+
+
 class Plan(NamedTuple):
     """How :func:`matmul_kernel` runs one product: its compile-time parameters and the size of
     its scratch (in elements of the compute dtype)."""
@@ -51,6 +72,7 @@ class Plan(NamedTuple):
     G: int  # row tiles per group: one thread's consecutive tiles (see _product)
     KB: int  # steps of p per packing task
     pack_b: bool
+    edges: bool  # m < MR or n < NR: the tiles' stores are guarded
     scratch: int  # elements of the compute dtype
     pack_spread: int  # log2 of the loop iterations per task when the loop runs in parallel
     product_spread: int
@@ -60,15 +82,19 @@ def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, de
     """The plan for ``batches`` products ``(m, k) @ (k, n)`` in a compute dtype of ``itemsize``
     bytes; ``b_direct``: b is stored in the compute dtype, so the kernel may read it in place.
 
-    On the CPU a tile row is one 64-byte (AVX-512) vector of accumulators, and 8 rows give
-    enough independent adds to hide the add latency; groups of 4 row tiles share a column panel
-    of b in cache; a packing task copies 64 steps of p (measured on Zen 4: benchmarks/README.md).
+    On the CPU a tile row is one vector register of accumulators (64 bytes with AVX-512, else
+    32), and 8 or more rows give enough independent adds to hide the add latency; groups of 4
+    row tiles share a column panel of b in cache; a packing task copies 64 steps of p
+    (measured on Zen 4: benchmarks/README.md).
     ``n <= 4`` (a matrix times a vector) takes 4 columns rather than a vector's worth of padding.
     On a GPU a thread has fewer registers: 4x4 tiles; consecutive threads take consecutive
     column tiles (G = 1), so a warp reads one contiguous stretch of b and shares one row panel
     of a; a packing task copies one step of p (more threads)."""
     if device == "cpu":
-        MR, NR, G, KB = 8, 64 // itemsize, 4, 64
+        NR, G, KB = _VECTOR_BYTES // itemsize, 4, 64
+        # 128 accumulators: 8 vectors, or 16 for f64 with AVX-512 (32 registers; 45 against 40
+        # GFLOP/s on 512^3, 1 core). 16 x 16 f32 gained 5% but took 6 s, not 2 s, to compile.
+        MR = 128 // NR if _VECTOR_BYTES == 64 else 8
     else:
         MR, NR, G, KB = 4, 4, 1, 1
     if n <= 4:
@@ -85,6 +111,7 @@ def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, de
         G,
         KB,
         pack_b,
+        m < MR or n < NR,
         scratch,
         _spread(pack_tasks, 32, device),  # a task: MR*KB or NR*KB elements
         _spread(batches * row_tiles * col_tiles, 8, device),  # a tile: 2*MR*NR*k flops
@@ -148,7 +175,7 @@ def _pack_a(
 ):
     """ap[q, tile, p, :] = a[q, tile*MR : tile*MR + MR, p] for KB steps of p (task e)."""
     qt = e // blocks  # q * row_tiles + tile
-    i0 = (qt % row_tiles) * MR
+    i0 = ti.min((qt % row_tiles) * MR, ti.max(m - MR, 0))  # the last tile ends at row m
     src = ((qt // row_tiles) * m + i0) * k
     dst = qt * k * MR
     rows = ti.min(m - i0, MR)
@@ -183,7 +210,7 @@ def _pack_b(
 ):
     """bp[q, col_tile, p, :] = b[q, p, col_tile*NR : col_tile*NR + NR] for KB steps of p."""
     qc = f // blocks  # q * col_tiles + col_tile
-    j0 = (qc % col_tiles) * NR
+    j0 = ti.min((qc % col_tiles) * NR, ti.max(n - NR, 0))  # the last tile ends at column n
     src = (qc // col_tiles) * k * n + j0
     dst = b_start + qc * k * NR
     cols = ti.min(n - j0, NR)
@@ -217,6 +244,7 @@ def _product(
     MR: ti.template(),
     NR: ti.template(),
     pack_b: ti.template(),
+    edges: ti.template(),
     zero,
 ):
     """Tile t of the product, written to out."""
@@ -229,26 +257,31 @@ def _product(
     v = u - first * col_tiles
     col_tile = v // height
     tile = first + v % height
+    # the last tile of a row or column ends at row m or column n, overlapping its neighbour
+    # (both write the overlap, the same values: each element's sum runs the same way)
+    i0 = ti.min(tile * MR, ti.max(m - MR, 0))
+    j0 = ti.min(col_tile * NR, ti.max(n - NR, 0))
     a0 = (q * row_tiles + tile) * k * MR
-    j0 = col_tile * NR  # the first column this tile writes
-    jl = j0  # the first column it computes
     acc = ti.Matrix([[zero for _ in ti.static(range(NR))] for _ in ti.static(range(MR))])
     if ti.static(pack_b):
         b0 = b_start + (q * col_tiles + col_tile) * k * NR
         acc = _tile(packed, a0, packed, b0, NR, k, MR, NR, zero)
     else:
-        jl = ti.min(j0, n - NR)  # the last tile ends at column n (needs n >= NR)
-        acc = _tile(packed, a0, b, q * k * n + jl, n, k, MR, NR, zero)
+        acc = _tile(packed, a0, b, q * k * n + j0, n, k, MR, NR, zero)
     # everything the stores need is computed before the first (see _pack_a)
-    i0 = tile * MR
-    rows = ti.min(m - i0, MR)
-    c_first = j0 - jl  # columns c_first <= c < c_end of acc are this tile's
-    c_end = ti.min(n - jl, NR)
-    starts = ti.Vector([((q * m + i0 + r) * n + jl) & _MASK for r in ti.static(range(MR))])
-    for r in ti.static(range(MR)):
-        for c in ti.static(range(NR)):
-            if r < rows and c >= c_first and c < c_end:
+    starts = ti.Vector([((q * m + i0 + r) * n + j0) & _MASK for r in ti.static(range(MR))])
+    if ti.static(not edges):
+        for r in ti.static(range(MR)):
+            for c in ti.static(range(NR)):
                 store(out, starts[r] + c, acc[r, c])
+    else:  # m < MR or n < NR: a runtime loop over columns (static guards compile slowly)
+        rows = ti.min(m, MR)
+        cols = ti.min(n, NR)
+        for r in ti.static(range(MR)):
+            if r < rows:
+                row = ti.Vector([acc[r, c] for c in ti.static(range(NR))])
+                for c in range(cols):
+                    store(out, starts[r] + c, row[c])
 
 
 @ti.kernel
@@ -268,6 +301,7 @@ def matmul_kernel(
     NR: ti.template(),
     KB: ti.template(),
     pack_b: ti.template(),
+    edges: ti.template(),
     serial_pack: ti.template(),
     serial: ti.template(),
 ):
@@ -299,5 +333,20 @@ def matmul_kernel(
         if i & ((1 << product_spread) - 1) == 0:
             t = i >> product_spread
             _product(
-                b, packed, out, t, m, k, n, row_tiles, col_tiles, G, b_start, MR, NR, pack_b, zero
+                b,
+                packed,
+                out,
+                t,
+                m,
+                k,
+                n,
+                row_tiles,
+                col_tiles,
+                G,
+                b_start,
+                MR,
+                NR,
+                pack_b,
+                edges,
+                zero,
             )

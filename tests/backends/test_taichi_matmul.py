@@ -3,7 +3,8 @@
 Every dtype, every ``(m, k, n)`` with sizes in {0, 1, 3, 4, 5, 8, 17} (edges of the 8-row tiles,
 of the 4-, 8- and 16-column tiles, and of packed versus in-place b), batches, vectors, shapes
 that span several tile groups and packing blocks, and NaN/inf. Both loop paths run: a backend
-with ``serial_below=0`` (parallel loops) and one with a huge ``serial_below`` (serial loops).
+with ``serial_below=0`` (parallel loops) and one with a huge ``serial_below`` (serial loops);
+so do Taichi ndarray buffers and the GPU's tile plan (on this machine's arch).
 
 Checks: integers and bools exactly (wrapping as NumPy's); floats within the summation bound of
 ``np.matmul`` (k roundings of the accumulator, relative to ``|a| @ |b|``, plus one rounding of a
@@ -196,6 +197,17 @@ def test_device_buffers(dtype):
     backend = TaichiBackend(ARCH, buffers="ndarray")
     for a_shape, b_shape in [((3, 5), (5, 17)), ((2, 17, 4), (2, 4, 3)), ((8, 0), (0, 5))]:
         check(backend, draw(dtype, a_shape), draw(dtype, b_shape), dtype)
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int32", "bfloat16", "float32", "float64"])
+def test_gpu_plan_runs_here(monkeypatch, dtype):
+    # the GPU's tile plan (4x4 tiles, consecutive tasks along the columns, one step of p per
+    # packing task, no spreading), run on this machine's Taichi arch
+    backend = TaichiBackend(ARCH, serial_below=0)
+    monkeypatch.setattr(backend, "device", "cuda")
+    for a_shape, b_shape in [((3, 5), (5, 17)), ((2, 17, 9), (2, 9, 6)), ((1, 1), (1, 1))]:
+        check(backend, draw(dtype, a_shape), draw(dtype, b_shape), dtype)
+    check(backend, draw(dtype, (37,)), draw(dtype, (37, 5)), dtype)
 
 
 def test_errors():

@@ -1,6 +1,6 @@
 """GFLOP/s of the Taichi matmul kernel beside BLAS (np.matmul, OpenBLAS), and of the old kernel.
 
-    python benchmarks/matmul_gflops.py --tag run1       # ~2 minutes on 2 cores
+    python benchmarks/matmul_gflops.py --tag run1       # ~1 minute on 2 cores
     python benchmarks/matmul_gflops.py --compare benchmarks/results/matmul-gflops-*.json
 
 For float32 and float64 (float16 and bfloat16 too for the Taichi kernels: informational, NumPy
@@ -230,7 +230,8 @@ def machine() -> dict:
         "taichi": ".".join(str(v) for v in ti.__version__),
         "threads_env": {k: v for k, v in os.environ.items() if k.endswith("_NUM_THREADS")},
         "tfgrad_commit": git("rev-parse", "HEAD"),
-        "tfgrad_dirty": bool(git("status", "--porcelain", "--", "tfgrad", "benchmarks")),
+        # tracked files only: others' untracked results in a shared tree are not a change
+        "tfgrad_dirty": bool(git("status", "--porcelain", "-uno", "--", "tfgrad", "benchmarks")),
     }
 
 
@@ -253,7 +254,7 @@ def compare(paths: list[Path]) -> None:
         olds = [r["rows"][i]["new_over_old"] for r in records]
         print(
             f"| {row['dtype']} | {_shape(row)} | {cells[0]} | {cells[1]} | {cells[2]} | {ratio} "
-            f"| {min(olds):.0f}–{max(olds):.0f}× |"
+            f"| {min(olds):.1f}–{max(olds):.1f}× |"
         )
 
 

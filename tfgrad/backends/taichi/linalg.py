@@ -319,7 +319,7 @@ def matmul_kernel(
     if ti.static(serial_pack):
         ti.loop_config(serialize=True)
     for i in range((a_tasks + b_tasks) << pack_spread):
-        if i & ((1 << pack_spread) - 1) == 0:  # spreading: see Plan
+        if i & ((1 << pack_spread) - 1) == 0:  # one task per 2**spread iterations: see _spread
             e = i >> pack_spread
             if e < a_tasks:
                 _pack_a(a, packed, e, m, k, row_tiles, blocks, MR, KB, zero)

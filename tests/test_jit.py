@@ -297,3 +297,15 @@ def test_fused_kernels_survive_a_taichi_reinit_and_keep_their_bits():
         for a, b in zip(first, again):
             np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
         assert f.cache_info().hits == 1
+
+
+def test_gradients_through_negative_indices_add_up():
+    # [-1, 0] on a 1-element axis name the same element twice: both cotangents must land
+    def f(x):
+        return tg.sum(tg.take(x, tg.tensor([-1, 0]), axis=0) * tg.tensor([2.0, 3.0]))
+
+    for setting in ("numpy", "taichi"):
+        with tg.use_backend(setting):
+            x = tg.tensor([1.5])
+            assert tg.grad(f)(x).numpy().tolist() == [5.0]
+            assert tg.jit(tg.grad(f))(x).numpy().tolist() == [5.0]

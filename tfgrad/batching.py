@@ -308,6 +308,8 @@ def _run_start(idx: Tensor) -> int | None:
         return None
     positions = idx.numpy()
     start = int(positions[0])
+    if start < 0:  # a negative index counts from the end: not a plain run
+        return None
     if int(positions[-1]) - start != len(positions) - 1:
         return None
     return start if np.array_equal(positions, np.arange(start, start + len(positions))) else None

@@ -225,7 +225,7 @@ def _scatter_add_by_slice(eqn: Eqn, axis: int) -> Any:
         return None
     idx = indices.numpy()
     step = int(idx[1] - idx[0]) if idx.size > 1 else 1
-    if step < 1 or not (np.diff(idx) == step).all():
+    if step < 1 or idx[0] < 0 or not (np.diff(idx) == step).all():  # negatives wrap
         return None
     where = (slice(None),) * axis + (slice(int(idx[0]), int(idx[-1]) + 1, step),)
 

@@ -4,7 +4,8 @@ Three implementations exist on the CPU:
 
 - ``"taichi"``: the op's Taichi kernel (every op has one);
 - ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS reaches ~180 GFLOP/s here,
-  the Taichi matmul ~10);
+  the Taichi matmul 75-170 in float32 on large products and far less on small ones: see
+  benchmarks/README.md, "Matmul");
 - ``"numpy"``: the reference backend's own function for the op
   (:data:`tfgrad.backends.numpy_backend._OPS`), for arrays so small that a Taichi launch
   (~40 us from Python) costs more than the work.

@@ -309,3 +309,23 @@ def test_gradients_through_negative_indices_add_up():
             x = tg.tensor([1.5])
             assert tg.grad(f)(x).numpy().tolist() == [5.0]
             assert tg.jit(tg.grad(f))(x).numpy().tolist() == [5.0]
+
+
+def test_a_group_with_more_arrays_than_a_kernel_takes_runs_op_by_op():
+    # Taichi's own launch path (device buffers, as on a GPU) takes at most 64 arguments: 70
+    # inputs summed elementwise run op by op there; the CPU's thin launcher takes them in one loop
+    xs = np.arange(70.0)[:, None] * np.ones(3)
+
+    def total(*xs):
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+    for buffers, fused in (("ndarray", False), ("numpy", True)):
+        with tg.use_backend("taichi", dispatch="taichi-only", buffers=buffers):
+            args = [tg.tensor(x) for x in xs]
+            jf = tg.jit(total)
+            assert jf(*args).numpy().tolist() == [sum(range(70))] * 3
+            kinds = {s.implementation for s in jf.program(*args).steps}
+            assert ("fused-taichi" in kinds) == fused, kinds

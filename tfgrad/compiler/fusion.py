@@ -36,7 +36,6 @@ F16, BF16, F32, F64, BOOL = (
 FLOATS = (F16, BF16, F32, F64)
 STORAGE = {F16: "ti.f16", BF16: "ti.u16", F32: "ti.f32", F64: "ti.f64", BOOL: "ti.u8"}
 STORAGE_NUMPY = {F16: F16, BF16: np.dtype(np.uint16), F32: F32, F64: F64, BOOL: np.dtype(np.uint8)}
-COMPUTE = {F16: "ti.f32", BF16: "ti.f32", F32: "ti.f32", F64: "ti.f64"}
 # Rounding a float32-computed value to a half, as the eager kernels store it.
 ROUND = {F16: "ti.cast(ti.cast({}, ti.f16), ti.f32)", BF16: "bf16_to_f32(f32_to_bf16({}))"}
 
@@ -58,6 +57,7 @@ LAUNCH_US, PER_ARRAY_US, NUMPY_CALL_US = 4.5, 2.4, 1.0
 NUMPY_NS = {"cheap": 0.5, "transcendental": 5.0}  # per element and op
 TAICHI_NS = {"cheap": 0.5, "transcendental": 4.0}
 TAICHI_ARRAY_NS = 0.2  # per element and array read or written
+MAX_ARRAYS = 60  # Taichi 1.7's Python launch takes at most 64 arguments (the thin one more)
 
 _KERNELS: dict[str, Any] = {}  # source -> compiled kernel (process-wide)
 
@@ -101,8 +101,8 @@ class FusedKernel:
             v.dtype.numpy for v in inputs] + [v.dtype.numpy for v in outputs])  # fmt: skip
 
     def __call__(self, *bufs: Any) -> tuple:
-        outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
         if self._thin is not None:
+            outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
             self._thin(bufs, outs)
             return tuple(outs)
         arg, empty = self.backend._arg, self.backend._empty
@@ -179,6 +179,25 @@ class TaichiFuser:
             return dtypes[0] == BOOL and all(d in FLOATS for d in dtypes[1:])
         return all(d in FLOATS for d in dtypes)
 
+    def _arrays(self, eqns: list[Eqn], graph: Graph) -> int:
+        """How many arrays a kernel for ``eqns`` would take: the Vars it reads from outside, its
+        constants other than one-valued ones (those become literals) and what it stores."""
+        users = self._uses(graph)
+        own = {e.out.index for e in eqns}
+        inside: dict[int, int] = {}
+        external = set()
+        for e in eqns:
+            for v in e.inputs:
+                if not isinstance(v, Var):
+                    if _splat(v) is None:  # one-valued constants become literals
+                        external.add(("c", id(v)))
+                elif v.index in own:
+                    inside[v.index] = inside.get(v.index, 0) + 1
+                else:
+                    external.add(v.index)
+        stored = sum(1 for e in eqns if users.get(e.out.index, 0) > inside.get(e.out.index, 0))
+        return len(external) + stored
+
     def _uses(self, graph: Graph) -> dict[int, int]:
         users = self._users.get(id(graph))
         if users is None:
@@ -194,29 +213,19 @@ class TaichiFuser:
         return users
 
     def worth_fusing(self, eqns: list[Eqn], graph: Graph) -> bool:
+        arrays = self._arrays(eqns, graph)
+        if arrays > MAX_ARRAYS and self.backend._device_buffers:
+            return False  # Taichi's own launch path (device buffers) refuses more arguments
         if self.always:
             return True
         if len(eqns) < 2:
             return False
         n = math.prod(eqns[0].out.shape)
-        users = self._uses(graph)
-        own = {e.out.index for e in eqns}
-        inside = {}
-        external = set()
-        for e in eqns:
-            for v in e.inputs:
-                if isinstance(v, Var):
-                    if v.index in own:
-                        inside[v.index] = inside.get(v.index, 0) + 1
-                    else:
-                        external.add(v.index)
-        stored = sum(1 for e in eqns if users.get(e.out.index, 0) > inside.get(e.out.index, 0))
         kinds = [
             "transcendental" if backend_call(e)[0] in TRANSCENDENTAL else "cheap" for e in eqns
         ]
         numpy_us = sum(NUMPY_CALL_US + n * NUMPY_NS[k] * 1e-3 for k in kinds)
         threads = 1 if n < self.backend.serial_below_transcendental else 2
-        arrays = len(external) + stored
         per_element_ns = sum(TAICHI_NS[k] for k in kinds) + TAICHI_ARRAY_NS * arrays
         taichi_us = LAUNCH_US + PER_ARRAY_US * arrays + n * per_element_ns * 1e-3 / threads
         return taichi_us < numpy_us

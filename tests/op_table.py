@@ -30,6 +30,17 @@ class OpCase:
             return list(self.domain)
         return [self.domain] * n
 
+    def inputs(self, shapes, seed: int, dtype: str = "float64") -> list[np.ndarray]:
+        """Arrays of ``shapes`` drawn uniformly from the op's domain (both signs if asked)."""
+        rng = np.random.default_rng(seed)
+        out = []
+        for shape, (lo, hi) in zip(shapes, self.domains(len(shapes))):
+            values = rng.uniform(lo, hi, size=shape)
+            if self.both_signs:
+                values *= rng.choice([-1.0, 1.0], size=shape)
+            out.append(np.asarray(values, dtype=dtype))
+        return out
+
 
 # ---- Shape strategies ----
 def unary(data, min_side):

@@ -19,17 +19,6 @@ from tfgrad.extend import Primitive, bind
 B = 3
 
 
-def _inputs(case: OpCase, shapes, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for shape, (lo, hi) in zip(shapes, case.domains(len(shapes))):
-        values = rng.uniform(lo, hi, size=shape)
-        if case.both_signs:
-            values *= rng.choice([-1.0, 1.0], size=shape)
-        out.append(values)
-    return out
-
-
 def assert_batched_equals_separate(tape, tangents: dict, batch: int) -> dict:
     """Push ``tangents`` (each with a leading batch axis) at once and one slice at a time;
     every recorded value must get the same tangent, of shape exactly (batch, *shape)."""
@@ -53,7 +42,7 @@ def assert_batched_equals_separate(tape, tangents: dict, batch: int) -> dict:
 def test_batched_push_equals_separate_pushes(backend, case: OpCase, data):
     shapes, params = case.draw(data, 0)  # 0: empty shapes too
     seed = data.draw(st.integers(0, 2**16))
-    arrays = _inputs(case, shapes, seed)
+    arrays = case.inputs(shapes, seed)
     # Tangents for a random non-empty subset of the inputs (the others are constants).
     seeded = data.draw(st.sets(st.integers(0, len(arrays) - 1), min_size=1))
     with tg.GradientTape() as tape:

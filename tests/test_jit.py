@@ -16,17 +16,6 @@ from tfgrad.errors import TracingError
 DIFFERENTIABLE = [case for case in OPS if case.order > 0]
 
 
-def _inputs(case: OpCase, shapes, seed: int, dtype: str) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for shape, (lo, hi) in zip(shapes, case.domains(len(shapes))):
-        values = rng.uniform(lo, hi, size=shape)
-        if case.both_signs:
-            values *= rng.choice([-1.0, 1.0], size=shape)
-        out.append(np.asarray(values, dtype=dtype))
-    return out
-
-
 def _close(got, want, rtol):
     got, want = tg.tree.tree_flatten(got)[0], tg.tree.tree_flatten(want)[0]
     assert len(got) == len(want)
@@ -42,7 +31,7 @@ def test_jit_forward_equals_eager(backend, case: OpCase, data):
     shapes, params = case.draw(data, 0)
     seed = data.draw(st.integers(0, 2**16))
     for dtype in case.dtypes:
-        args = [tg.tensor(a) for a in _inputs(case, shapes, seed, dtype)]
+        args = [tg.tensor(a) for a in case.inputs(shapes, seed, dtype)]
 
         def f(*xs):
             return case.fn(*xs, **params)
@@ -59,7 +48,7 @@ def test_jit_derivatives_equal_eager(backend, case: OpCase, data):
     """grad and, where twice differentiable, hvp (forward over reverse) of a weighted sum."""
     shapes, params = case.draw(data, 1)
     seed = data.draw(st.integers(0, 2**16))
-    args = [tg.tensor(a) for a in _inputs(case, shapes, seed, "float64")]
+    args = [tg.tensor(a) for a in case.inputs(shapes, seed, "float64")]
     rng = np.random.default_rng(seed + 1)
     weight = tg.tensor(rng.standard_normal(case.fn(*args, **params).shape))
     argnums = tuple(range(len(args)))

@@ -14,24 +14,13 @@ import tfgrad as tg
 DIFFERENTIABLE = [case for case in OPS if case.order > 0]
 
 
-def _inputs(case: OpCase, shapes, seed: int, dtype: str) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    out = []
-    for shape, (lo, hi) in zip(shapes, case.domains(len(shapes))):
-        values = rng.uniform(lo, hi, size=shape)
-        if case.both_signs:
-            values *= rng.choice([-1.0, 1.0], size=shape)
-        out.append(np.asarray(values, dtype=dtype))
-    return out
-
-
 @pytest.mark.parametrize("case", OPS, ids=lambda c: c.name)
 @given(data=st.data())
 def test_forward_matches_numpy(backend, case: OpCase, data):
     shapes, params = case.draw(data, 0)
     seed = data.draw(st.integers(0, 2**16))
     for dtype in case.dtypes:
-        arrays = _inputs(case, shapes, seed, dtype)
+        arrays = case.inputs(shapes, seed, dtype)
         got = case.fn(*(tg.tensor(a) for a in arrays), **params)
         want = np.asarray(case.ref(*arrays, **params))
         assert got.shape == want.shape, (case.name, shapes, params)
@@ -46,6 +35,6 @@ def test_forward_matches_numpy(backend, case: OpCase, data):
 def test_derivatives_match_finite_differences(backend, case: OpCase, data):
     shapes, params = case.draw(data, 1)
     seed = data.draw(st.integers(0, 2**16))
-    arrays = _inputs(case, shapes, seed, "float64")
+    arrays = case.inputs(shapes, seed, "float64")
     args = [tg.tensor(a) for a in arrays]
     assert tg.gradcheck(lambda *xs: case.fn(*xs, **params), args, order=case.order, seed=seed)

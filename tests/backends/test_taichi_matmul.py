@@ -20,24 +20,16 @@ from __future__ import annotations
 import itertools
 import os
 
-import ml_dtypes
 import numpy as np
 import pytest
 
+from tfgrad.backends.taichi.backend import DTYPES as BACKEND_DTYPES
 from tfgrad.backends.taichi.backend import TaichiBackend
 from tfgrad.errors import DtypeError, ShapeError
 
 ARCH = os.environ.get("TFGRAD_TEST_ARCH", "cpu")
 SIZES = (0, 1, 3, 4, 5, 8, 17)
-DTYPES = {
-    "bool": np.dtype(np.bool_),
-    "int32": np.dtype(np.int32),
-    "int64": np.dtype(np.int64),
-    "float16": np.dtype(np.float16),
-    "bfloat16": np.dtype(ml_dtypes.bfloat16),
-    "float32": np.dtype(np.float32),
-    "float64": np.dtype(np.float64),
-}
+DTYPES = {str(d): d for d in BACKEND_DTYPES}  # "bool", "int32", ..., "bfloat16", "float64"
 FLOATS = ("float16", "bfloat16", "float32", "float64")
 # the accumulator's unit roundoff, and one rounding of the result to the dtype
 ACCUMULATOR_EPS = {"float16": 2.0**-24, "bfloat16": 2.0**-24, "float32": 2.0**-24}

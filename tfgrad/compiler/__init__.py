@@ -78,18 +78,13 @@ class JitFunction:
     # ---- Calling ----
     def __call__(self, *args: Any) -> Any:
         # The common case first: positional tensors only, a program already compiled for them.
-        if not self.static_argnums:
-            fast_key = []
-            for a in args:
-                if type(a) is not Tensor:
-                    break
-                fast_key.append((a._shape, a._dtype))
-            else:
-                entry = self._fast.get((config.current_backend(), *fast_key))
-                if entry is not None:
-                    self.hits += 1
-                    self.last_call = "hit"
-                    return entry.outputs(entry.program.run(*(a._data for a in args)))
+        fast_key = self._fast_key(args)
+        if fast_key is not None:
+            entry = self._fast.get(fast_key)
+            if entry is not None:
+                self.hits += 1
+                self.last_call = "hit"
+                return entry.outputs(entry.program.run(*(a._data for a in args)))
         leaves, key, rebuild = self._split(args)
         if any(isinstance(x, Tracer) and x._trace.active for x in leaves):
             # Called inside a grad/jvp/tape of this function's inputs: run eagerly, so the outer
@@ -104,10 +99,20 @@ class JitFunction:
         else:
             self.hits += 1
             self.last_call = "hit"
-        if not self.static_argnums and all(type(a) is Tensor for a in args):
-            backend = config.current_backend()
-            self._fast[(backend, *((a._shape, a._dtype) for a in args))] = entry
+        if fast_key is not None:
+            self._fast[fast_key] = entry
         return entry.outputs(entry.program.run(*(x._data for x in leaves)))
+
+    def _fast_key(self, args: tuple) -> tuple | None:
+        """(backend, (shape, dtype) per argument) when every argument is a plain Tensor."""
+        if self.static_argnums:
+            return None
+        key = [config.current_backend()]
+        for a in args:
+            if type(a) is not Tensor:
+                return None
+            key.append((a._shape, a._dtype))
+        return tuple(key)
 
     def _split(self, args: tuple) -> tuple[list[Tensor], Any, Callable]:
         """The dynamic leaves (tensors), the cache key and how to rebuild the arguments."""

@@ -221,9 +221,7 @@ class TaichiFuser:
         if len(eqns) < 2:
             return False
         n = math.prod(eqns[0].out.shape)
-        kinds = [
-            "transcendental" if backend_call(e)[0] in TRANSCENDENTAL else "cheap" for e in eqns
-        ]
+        kinds = [_kind(e) for e in eqns]
         numpy_us = sum(NUMPY_CALL_US + n * NUMPY_NS[k] * 1e-3 for k in kinds)
         threads = 1 if n < self.backend.serial_below_transcendental else 2
         per_element_ns = sum(TAICHI_NS[k] for k in kinds) + TAICHI_ARRAY_NS * arrays

@@ -16,6 +16,7 @@ from .gradcheck import gradcheck
 from .ops import (
     abs,
     add,
+    arange,
     astype,
     broadcast_to,
     clip,
@@ -29,10 +30,14 @@ from .ops import (
     exp,
     expand_dims,
     expm1,
+    eye,
+    full,
+    full_like,
     greater,
     greater_equal,
     less,
     less_equal,
+    linspace,
     log,
     log1p,
     log_softmax,
@@ -46,6 +51,8 @@ from .ops import (
     multiply,
     negative,
     not_equal,
+    ones,
+    ones_like,
     outer,
     power,
     prod,
@@ -72,21 +79,11 @@ from .ops import (
     transpose,
     var,
     where,
-)  # fmt: skip
-from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
-from .tensor import (
-    Tensor,
-    arange,
-    eye,
-    full,
-    full_like,
-    linspace,
-    ones,
-    ones_like,
-    tensor,
     zeros,
     zeros_like,
 )  # fmt: skip
+from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
+from .tensor import Tensor, tensor
 
 __version__ = "0.1.0"
 

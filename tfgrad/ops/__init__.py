@@ -1,5 +1,19 @@
-"""tfgrad's ops: primitives (with rules) and composites (without), one family per module."""
+"""tfgrad's ops: primitives (with rules) and composites (without), one family per module.
 
+Importing this package also installs :class:`~tfgrad.Tensor`'s operators and methods
+(:mod:`.tensor_methods`). :data:`PRIMITIVES` are the primitives declared here, and
+:data:`BACKEND_OPS` the names of the ops a backend runs for them (one kernel each).
+"""
+
+from . import (
+    _common,
+    creation,
+    elementwise,
+    linalg,
+    movement,
+    reduce,
+    tensor_methods,  # noqa: F401  (installs Tensor's operators and methods)
+)
 from ._common import astype
 from .composite import (
     clip,
@@ -15,6 +29,7 @@ from .composite import (
     stop_gradient,
     var,
 )  # fmt: skip
+from .creation import arange, eye, full, full_like, linspace, ones, ones_like, zeros, zeros_like
 from .elementwise import (
     abs,
     add,
@@ -45,7 +60,6 @@ from .elementwise import (
 )  # fmt: skip
 from .linalg import diag, dot, matmul, outer, trace
 from .movement import (
-    broadcast_to,
     concatenate,
     expand_dims,
     getitem,
@@ -57,7 +71,7 @@ from .movement import (
     take,
     transpose,
 )  # fmt: skip
-from .reduce import cumsum, max, prod, sum, unbroadcast
+from .reduce import broadcast_to, cumsum, max, prod, sum, unbroadcast
 
 __all__ = [
     "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
@@ -67,4 +81,17 @@ __all__ = [
     "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
     "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract",
     "sum", "take", "tan", "tanh", "trace", "transpose", "unbroadcast", "var", "where",
+    "arange", "eye", "full", "full_like", "linspace", "ones", "ones_like", "zeros", "zeros_like",
+    "PRIMITIVES", "BACKEND_OPS",
 ]  # fmt: skip
+
+# Each primitive once (a module also holds the primitives it imports), in declaration order.
+PRIMITIVES = tuple(
+    dict.fromkeys(
+        value
+        for module in (_common, elementwise, movement, reduce, linalg, creation)
+        for value in vars(module).values()
+        if isinstance(value, _common.Primitive)
+    )
+)
+BACKEND_OPS = tuple(p.name for p in PRIMITIVES if p.on_backend)

@@ -1,4 +1,5 @@
-"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one MR x NR output tile per task.
+"""The linear-algebra family: the matrix product kernel (a batch of ``(m, k) @ (k, n)``, one
+MR x NR output tile per task), its host adapter and the table.
 
 One kernel, two loops (Taichi runs a kernel's top-level loops one after the other):
 
@@ -35,11 +36,15 @@ i32, stored as ``sum != 0``.
 """
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 
+import math
 from typing import NamedTuple
 
 import taichi as ti
 
+from ...errors import DtypeError, ShapeError
+from .buffers import BFLOAT16, BOOL, FLOAT16, FLOAT32, INT32
 from .codec import compute_zero, load, store
+from .movement import broadcast_to
 
 # Indices are masked with INDEX_LIMIT - 1 (see the module note); the backend refuses operands
 # and scratch of INDEX_LIMIT elements or more.
@@ -350,3 +355,69 @@ def matmul_kernel(
                 edges,
                 zero,
             )
+
+
+# ---- Host adapter ----
+# The dtype the packed operands are stored in (NumPy on the CPU computes these the same way)
+COMPUTE = {BOOL: INT32, FLOAT16: FLOAT32, BFLOAT16: FLOAT32}
+
+
+def matmul(backend, op, a, b):
+    if a.dtype != b.dtype:
+        raise DtypeError(f"matmul: dtypes {a.dtype} and {b.dtype}; cast to one.")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape}; 0-d arrays have no rows.")
+    vector_a, vector_b = a.ndim == 1, b.ndim == 1
+    a2 = a.reshape((1,) + a.shape) if vector_a else a
+    b2 = b.reshape(b.shape + (1,)) if vector_b else b
+    batch = a2.shape[:-2]
+    (m, k), (k2, n) = a2.shape[-2:], b2.shape[-2:]
+    if k != k2 or (batch != b2.shape[:-2] and not (vector_a or vector_b)):
+        raise ShapeError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit; need (..., m, k) @ "
+            "(..., k, n) with equal batch dimensions."
+        )
+    if vector_b and a2.ndim > 2:
+        b2 = broadcast_to(backend, None, b2, batch + b2.shape)
+    if vector_a and b2.ndim > 2:
+        batch = b2.shape[:-2]
+        a2 = broadcast_to(backend, None, a2, batch + a2.shape)
+    out = backend.empty(batch + (m, n), a.dtype)
+    if out.size:
+        compute = COMPUTE.get(a.dtype, a.dtype)
+        count = math.prod(batch)
+        tiles = plan(m, k, n, count, compute.itemsize, compute == a.dtype, backend.device)
+        if max(tiles.scratch, a2.size, b2.size, out.size) >= INDEX_LIMIT:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} are too large for the Taichi "
+                f"kernel's 32-bit indexing (limit {INDEX_LIMIT} elements)."
+            )
+        # a vectorised multiply-add costs ~1/64 of an element of a memory-bound op, and a
+        # parallel loop ~150 us of thread wake-up in the measured VM (benchmarks/README.md)
+        serial_pack = backend.serial(tiles.scratch)
+        serial = backend.serial(out.size * max(k, 1) // 64)
+        matmul_kernel(
+            backend.arg(a2),
+            backend.arg(b2),
+            backend.arg(backend.empty((max(tiles.scratch, 1),), compute)),
+            backend.arg(out),
+            count,
+            m,
+            k,
+            n,
+            tiles.G,
+            0 if serial_pack else tiles.pack_spread,
+            0 if serial else tiles.product_spread,
+            tiles.MR,
+            tiles.NR,
+            tiles.KB,
+            tiles.pack_b,
+            tiles.edges,
+            serial_pack,
+            serial,
+        )
+    shape = batch + ((m,) if not vector_a else ()) + ((n,) if not vector_b else ())
+    return out.reshape(shape)
+
+
+LINALG = {"matmul": matmul}

@@ -1,16 +1,24 @@
-"""Movement kernels: one rank-generic strided gather (transpose, broadcast_to, slice, and the
-broadcasts of binary ops), concatenate, take and scatter_add.
+"""The movement and indexing families: one rank-generic strided gather (transpose,
+broadcast_to, slice, and the broadcasts of binary ops), concatenate, take and scatter_add; their
+host adapters and tables.
 
-Gathers and copies move elements as stored (on the CPU the backend passes raw unsigned views, so
+Gathers and copies move elements as stored (on the CPU the adapters pass raw unsigned views, so
 one compiled kernel serves every dtype of a width). ``scatter_add`` computes, so it decodes.
 
 Index metadata is computed on the host: ``meta`` holds ``(div_k, shape_k, stride_k)`` for each
-output dimension ``k``, flat, as int64 (strides in elements of the flat input).
+output dimension ``k``, flat, as int64 (strides in elements of the flat input). The adapters
+take what the front end validated (shapes, axes, slice bounds); only the kernels can see an
+index out of range, and they count those for the adapter to raise.
 """
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 
+import math
+
+import numpy as np
 import taichi as ti
 
+from ...errors import ShapeError
+from .buffers import contiguous_strides
 from .codec import load, store
 
 
@@ -114,3 +122,141 @@ def scatter_add_kernel(
             else:
                 bad += 1
     return bad
+
+
+# ---- Host adapters ----
+def _gather_meta(shape, strides):
+    """``(div, shape, stride)`` per dimension after dropping length-1 dimensions and merging
+    dimensions that are contiguous in the input."""
+    dims = []
+    for s, st in zip(shape, strides):
+        if s == 1:
+            continue
+        if dims and dims[-1][1] == st * s:
+            dims[-1] = (dims[-1][0] * s, st)
+        else:
+            dims.append((s, st))
+    if not dims:
+        dims = [(1, 0)]
+    meta, div = [], 1
+    for s, st in reversed(dims):
+        meta[:0] = [div, s, st]
+        div *= s
+    return meta
+
+
+def reshape(b, op, x, shape):
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+    if -1 in shape:  # one inferred length, as NumPy's reshape
+        known = math.prod(s for s in shape if s != -1)
+        shape = tuple(x.size // known if s == -1 else s for s in shape)
+    return x.reshape(shape)  # a view: buffers are C-contiguous
+
+
+def gather(b, x, shape, offset, strides):
+    """``out[i] = x[offset + sum_k index_k(i) * strides[k]]`` for ``out`` of ``shape``."""
+    out_size = math.prod(shape)
+    meta = _gather_meta(shape, strides)
+    if offset == 0 and meta == [1, x.size, 1] and out_size == x.size:
+        return x.reshape(shape)  # the elements in their order: share the buffer
+    out = b.empty(shape, x.dtype)
+    if out_size:
+        gather_kernel(b.raw(x), b.raw(out), b.meta(meta), offset, b.serial(out_size))
+    return out
+
+
+def transpose(b, op, x, axes):
+    strides = contiguous_strides(x.shape)
+    return gather(b, x, tuple(x.shape[a] for a in axes), 0, [strides[a] for a in axes])
+
+
+def broadcast_to(b, op, x, shape):
+    shape = tuple(int(s) for s in shape)
+    lead = len(shape) - x.ndim
+    in_strides = contiguous_strides(x.shape)
+    strides = [0] * lead + [
+        st if s == t else 0 for s, t, st in zip(x.shape, shape[lead:], in_strides)
+    ]
+    return gather(b, x, shape, 0, strides)
+
+
+def slice_(b, op, x, index):
+    in_strides = contiguous_strides(x.shape)
+    shape, strides, offset = [], [], 0
+    for (start, stop, step), st in zip(index, in_strides):
+        length = len(range(start, stop, step))  # stop < 0 with step < 0: past the front
+        shape.append(length)
+        strides.append(step * st)
+        offset += start * st if length else 0
+    if 0 in shape:
+        return b.empty(tuple(shape), x.dtype)
+    return gather(b, x, tuple(shape), offset, strides)
+
+
+def concatenate(b, op, *xs, axis):
+    first = xs[0]
+    axis %= first.ndim
+    total = sum(x.shape[axis] for x in xs)
+    shape = first.shape[:axis] + (total,) + first.shape[axis + 1 :]
+    out = b.empty(shape, first.dtype)
+    if not out.size:
+        return out
+    inner = math.prod(first.shape[axis + 1 :])
+    offset, serial = 0, b.serial(out.size)
+    for x in xs:
+        row = x.shape[axis] * inner
+        if x.size:
+            concatenate_kernel(b.raw(x), b.raw(out), row, total * inner, offset, serial)
+        offset += row
+    return out
+
+
+def take(b, op, x, indices, axis):
+    axis %= x.ndim
+    shape = x.shape[:axis] + tuple(indices.shape) + x.shape[axis + 1 :]
+    out = b.empty(shape, x.dtype)
+    if out.size:
+        size, inner = x.shape[axis], math.prod(x.shape[axis + 1 :])
+        bad = take_kernel(
+            b.raw(x), b.arg(indices), b.raw(out), size, indices.size, inner, b.serial(out.size)
+        )
+        if bad:
+            raise ShapeError(
+                f"take: {bad} indices out of range for axis {axis} of size {size} "
+                f"(shape {x.shape}); indices must lie in [-{size}, {size})."
+            )
+    return out
+
+
+def scatter_add(b, op, operand, indices, updates, axis):
+    axis %= operand.ndim
+    out = b.empty(operand.shape, operand.dtype)
+    if out.size:
+        size, inner = operand.shape[axis], math.prod(operand.shape[axis + 1 :])
+        bad = scatter_add_kernel(
+            b.arg(operand),
+            b.arg(indices),
+            b.arg(updates),
+            b.arg(out),
+            operand.size // size,
+            size,
+            indices.size,
+            inner,
+            b.serial(operand.size + updates.size),
+        )
+        if bad:
+            raise ShapeError(
+                f"scatter_add: indices out of range for axis {axis} of size {size} "
+                f"(shape {operand.shape}); indices must lie in [-{size}, {size})."
+            )
+    return out
+
+
+MOVEMENT = {
+    "reshape": reshape,
+    "transpose": transpose,
+    "broadcast_to": broadcast_to,
+    "slice": slice_,
+    "concatenate": concatenate,
+}
+INDEXING = {"take": take, "scatter_add": scatter_add}

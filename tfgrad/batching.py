@@ -28,8 +28,9 @@ from .tensor import Tensor
 __all__ = ["batched_jvp"]
 
 
-def batched_jvp(prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict,
-                batch: int) -> Tensor | None:  # fmt: skip
+def batched_jvp(
+    prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict, batch: int
+) -> Tensor | None:
     """The output's batched tangent, exactly ``(batch, *ans.shape)``, or ``None`` for zero.
     ``tangents[i]`` is input ``i``'s batched tangent or ``None``."""
     if prim.batched_jvp is not None:
@@ -68,8 +69,9 @@ def _loop(prim, tangents, ans, primals, params, batch):
     for b in range(batch):
         ts = [None if t is None else t[b] for t in tangents]
         out = output_tangent(prim, ts, ans, primals, params)
-        columns.append(out if out is None or out.shape == ans.shape
-                       else broadcast_to(out, ans.shape))  # fmt: skip
+        columns.append(
+            out if out is None or out.shape == ans.shape else broadcast_to(out, ans.shape)
+        )
     if all(c is None for c in columns):
         return None
     return stack([zeros(ans.shape, ans.dtype) if c is None else c for c in columns])

@@ -22,8 +22,9 @@ from .tensor import Tensor
 __all__ = ["DualTensor", "ForwardTrace", "forward_pass", "output_tangent"]
 
 
-def output_tangent(prim: Primitive, tangents: list, ans: Tensor, primals: tuple,
-                   params: dict) -> Tensor | None:  # fmt: skip
+def output_tangent(
+    prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict
+) -> Tensor | None:
     """The output tangent of one application of ``prim`` (``None`` for zero), from the input
     tangents (``None`` where an input has none): the sum of the primitive's per-input JVP rules,
     its ``jvp_all`` over all inputs, or, for a linear primitive without rules, the primitive

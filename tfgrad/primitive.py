@@ -139,8 +139,9 @@ class Primitive:
     primitive that names axes, shapes or indices (a pointwise one batches by its JVP rules).
     """
 
-    def __init__(self, name: str, n_in: int | None = None, *, family: str | None = None,
-                 linear: bool = False):  # fmt: skip
+    def __init__(
+        self, name: str, n_in: int | None = None, *, family: str | None = None, linear: bool = False
+    ):
         self.name = name
         self.op = OpInfo(name, n_in, family)
         self.linear = linear

@@ -40,14 +40,16 @@ class Generator:
         self.counter += words_per_value * math.prod(shape)
         return out
 
-    def uniform(self, shape: int | Sequence[int] = (), low: float = 0.0, high: float = 1.0,
-                dtype=float64) -> Tensor:  # fmt: skip
+    def uniform(
+        self, shape: int | Sequence[int] = (), low: float = 0.0, high: float = 1.0, dtype=float64
+    ) -> Tensor:
         """Uniform draws in ``[low, high)``."""
         u = self._draw(random_uniform_p, shape, dtype, 1)
         return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
 
-    def normal(self, shape: int | Sequence[int] = (), mean: float = 0.0, std: float = 1.0,
-               dtype=float64) -> Tensor:  # fmt: skip
+    def normal(
+        self, shape: int | Sequence[int] = (), mean: float = 0.0, std: float = 1.0, dtype=float64
+    ) -> Tensor:
         """Normal draws with the given mean and standard deviation."""
         z = self._draw(random_normal_p, shape, dtype, 2)
         return z if (mean, std) == (0.0, 1.0) else mean + std * z

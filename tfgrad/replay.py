@@ -22,8 +22,9 @@ from .tensor import Tensor
 __all__ = ["push_tangents"]
 
 
-def push_tangents(tape: GradientTape, tangents: dict[int, Any], batch: int | None = None,
-                  keep: Any = None) -> dict[int, Tensor]:  # fmt: skip
+def push_tangents(
+    tape: GradientTape, tangents: dict[int, Any], batch: int | None = None, keep: Any = None
+) -> dict[int, Tensor]:
     """Carry tangents forward through the recorded records with the JVP rules.
 
     ``tangents`` maps watched variables (``leaf.variable``) to tangent tensors; returns the
@@ -64,8 +65,9 @@ def push_tangents(tape: GradientTape, tangents: dict[int, Any], batch: int | Non
     return out
 
 
-def _push_batched(tape: GradientTape, tangents: dict[int, Any], batch: int,
-                  keep: set | None) -> dict:  # fmt: skip
+def _push_batched(
+    tape: GradientTape, tangents: dict[int, Any], batch: int, keep: set | None
+) -> dict:
     shapes = {leaf.variable: leaf.shape for leaf in tape.leaves}
     shapes.update((r.output, r.shape) for r in tape.records)
     out = {}
@@ -86,10 +88,12 @@ def _push_batched(tape: GradientTape, tangents: dict[int, Any], batch: int,
         if not any(v in out for v in inputs):
             continue
         ts = [out.get(v) if v is not None else None for v in inputs]
-        tangent = batched_jvp(record.primitive, ts, record.ans, record.primals, record.params,
-                              batch)  # fmt: skip
-        if tangent is not None and (keep is None or record.output in keep
-                                    or record.output in last_read):  # fmt: skip
+        tangent = batched_jvp(
+            record.primitive, ts, record.ans, record.primals, record.params, batch
+        )
+        if tangent is not None and (
+            keep is None or record.output in keep or record.output in last_read
+        ):
             out[record.output] = tangent
         if keep is not None:
             for v in inputs:

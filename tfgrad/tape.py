@@ -63,11 +63,32 @@ class Record:
     """
 
     # A plain class with slots: one is made per recorded op, so construction is kept cheap.
-    __slots__ = ("index", "op", "inputs", "output", "params", "implementation", "scope",
-                 "_prim", "_primals", "_ans", "_adjoint")  # fmt: skip
+    __slots__ = (
+        "index",
+        "op",
+        "inputs",
+        "output",
+        "params",
+        "implementation",
+        "scope",
+        "_prim",
+        "_primals",
+        "_ans",
+        "_adjoint",
+    )
 
-    def __init__(self, index: int, prim: Primitive, inputs: tuple, output: int, params: dict,
-                 implementation: str, scope: str, primals: tuple, ans: Tensor):  # fmt: skip
+    def __init__(
+        self,
+        index: int,
+        prim: Primitive,
+        inputs: tuple,
+        output: int,
+        params: dict,
+        implementation: str,
+        scope: str,
+        primals: tuple,
+        ans: Tensor,
+    ):
         self.index = index
         self.op = prim.name
         self.inputs = inputs
@@ -428,9 +449,17 @@ class GradientTape(Trace):
             c = _fit(c, primals[i])
             _accumulate(adjoints, variable, c)
             if self._observers:
-                self._emit(TapeEvent("accumulate", self.id, record=record, slot=i,
-                                     variable=variable, contribution=c,
-                                     total=adjoints[variable]))  # fmt: skip
+                self._emit(
+                    TapeEvent(
+                        "accumulate",
+                        self.id,
+                        record=record,
+                        slot=i,
+                        variable=variable,
+                        contribution=c,
+                        total=adjoints[variable],
+                    )
+                )
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

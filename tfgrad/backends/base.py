@@ -62,8 +62,17 @@ MOVEMENT = "movement"  # elements moved, not computed: reshape, transpose, slice
 INDEXING = "indexing"  # moved by an index array: take, scatter_add
 LINALG = "linalg"  # matmul
 CREATION = "creation"  # no inputs: full, arange, eye, random draws
-FAMILIES = (ELEMENTWISE, TRANSCENDENTAL, COMPARISON, CAST, REDUCTION, MOVEMENT, INDEXING, LINALG,
-            CREATION)  # fmt: skip
+FAMILIES = (
+    ELEMENTWISE,
+    TRANSCENDENTAL,
+    COMPARISON,
+    CAST,
+    REDUCTION,
+    MOVEMENT,
+    INDEXING,
+    LINALG,
+    CREATION,
+)
 # Families whose output element i depends on element i of each input alone (after
 # broadcasting): what fuses into one loop and what batches by aligning axes on the right.
 POINTWISE = frozenset((ELEMENTWISE, TRANSCENDENTAL, COMPARISON, CAST))
@@ -83,8 +92,9 @@ class OpInfo:
 
     __slots__ = ("name", "arity", "family", "scalar")
 
-    def __init__(self, name: str, arity: int | None, family: str | None,
-                 scalar: Callable | None = None):  # fmt: skip
+    def __init__(
+        self, name: str, arity: int | None, family: str | None, scalar: Callable | None = None
+    ):
         if family is not None and family not in FAMILIES:
             raise BackendError(
                 f"op {name!r}: unknown family {family!r}; use one of {list(FAMILIES)}."
@@ -113,8 +123,12 @@ class KernelTables:
     Answers are cached: an :class:`OpInfo` is looked up once per backend.
     """
 
-    def __init__(self, backend: str, tables: dict[str, dict[str, Any]],
-                 scalar_entry: Callable[[OpInfo], Any] | None = None):  # fmt: skip
+    def __init__(
+        self,
+        backend: str,
+        tables: dict[str, dict[str, Any]],
+        scalar_entry: Callable[[OpInfo], Any] | None = None,
+    ):
         self.backend = backend
         self.tables = tables
         self._scalar_entry = scalar_entry
@@ -207,8 +221,13 @@ class Backend(Protocol):
 class Fuser(Protocol):
     """A backend's fusion hook: ``tfgrad.jit`` offers it groups of pointwise ops."""
 
-    def accepts(self, op: OpInfo, in_dtypes: tuple[np.dtype, ...], out_dtype: np.dtype,
-                shape: tuple[int, ...]) -> bool:  # fmt: skip
+    def accepts(
+        self,
+        op: OpInfo,
+        in_dtypes: tuple[np.dtype, ...],
+        out_dtype: np.dtype,
+        shape: tuple[int, ...],
+    ) -> bool:
         """Whether this op, with these dtypes and output shape, can be part of a fused loop."""
 
     def worth_fusing(self, group: FusionGroup) -> bool:

@@ -69,7 +69,8 @@ def _fast_pair(op: str, x: Any, y: Any, floating: bool) -> list[Tensor] | None:
     if isinstance(x, Tensor):
         if isinstance(y, Tensor):
             if x._dtype is y._dtype and (not floating or x._dtype.kind == "f"):
-                check_broadcast(op, x._shape, y._shape)
+                if x._shape != y._shape:
+                    check_broadcast(op, x._shape, y._shape)
                 return [x, y]
             return None
         if type(y) in _WEAK_NUMBERS and x._dtype.kind == "f":

@@ -43,7 +43,7 @@ from .kernels import KERNELS
 __all__ = ["TaichiBackend", "DeviceArray", "DTYPES", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
 
 # Loops run serially below these element counts: a parallel loop pays a thread-pool dispatch
-# of 50-100 us (measured on the 2-core machine: benchmarks/README.md, "Serial loops").
+# that costs more than a small loop (measured: benchmarks/README.md, "Serial loops").
 SERIAL_BELOW = 1 << 19  # memory-bound ops: arithmetic, compares, casts, moves, reductions
 SERIAL_BELOW_TRANSCENDENTAL = 1 << 16  # exp, log, sin, tanh, pow, ... and normal draws
 

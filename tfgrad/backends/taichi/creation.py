@@ -123,33 +123,33 @@ def _shape(shape):
     return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
-def full(b, op, shape, value, dtype):
+def full(backend, op, shape, value, dtype):
     dtype = np.dtype(dtype)
-    b.check_dtype("full", dtype)
-    out = b.empty(_shape(shape), dtype)
+    backend.check_dtype("full", dtype)
+    out = backend.empty(_shape(shape), dtype)
     if out.size:
-        value_float, value_int = b.exact_scalar(value, dtype)
-        full_kernel(b.arg(out), value_float, value_int, b.serial(out.size))
+        value_float, value_int = backend.exact_scalar(value, dtype)
+        full_kernel(backend.arg(out), value_float, value_int, backend.serial(out.size))
     return out
 
 
-def arange(b, op, start, step, n, dtype):
+def arange(backend, op, start, step, n, dtype):
     dtype = np.dtype(dtype)
-    b.check_dtype("arange", dtype)
-    out = b.empty(_shape(n), dtype)
+    backend.check_dtype("arange", dtype)
+    out = backend.empty(_shape(n), dtype)
     if out.size:
-        arange_kernel(b.arg(out), float(start), float(step), b.serial(out.size))
+        arange_kernel(backend.arg(out), float(start), float(step), backend.serial(out.size))
     return out
 
 
-def eye(b, op, n, m=None, k=0, dtype=FLOAT64):
+def eye(backend, op, n, m=None, k=0, dtype=FLOAT64):
     dtype = np.dtype(dtype)
-    b.check_dtype("eye", dtype)
+    backend.check_dtype("eye", dtype)
     m = n if m is None else m
-    out = b.empty((int(n), int(m)), dtype)
+    out = backend.empty((int(n), int(m)), dtype)
     if out.size:
-        one_float, one_int = b.exact_scalar(1, dtype)
-        eye_kernel(b.arg(out), int(m), int(k), one_float, one_int, b.serial(out.size))
+        one_float, one_int = backend.exact_scalar(1, dtype)
+        eye_kernel(backend.arg(out), int(m), int(k), one_float, one_int, backend.serial(out.size))
     return out
 
 
@@ -160,29 +160,29 @@ def _random_dtype(name, dtype):
     return dtype
 
 
-def random_uniform(b, op, shape, seed, counter, dtype):
+def random_uniform(backend, op, shape, seed, counter, dtype):
     dtype = _random_dtype("random_uniform", dtype)
-    out = b.empty(_shape(shape), dtype)
+    out = backend.empty(_shape(shape), dtype)
     if out.size:
         bits_kept = MANTISSA_BITS[dtype.name]
         random_uniform_kernel(
-            b.arg(out),
+            backend.arg(out),
             int(seed) % 2**64,
             int(counter) % 2**64,
             bits_kept,
             2.0**-bits_kept,
-            b.serial(out.size),
+            backend.serial(out.size),
         )
     return out
 
 
-def random_normal(b, op, shape, seed, counter, dtype):
+def random_normal(backend, op, shape, seed, counter, dtype):
     dtype = _random_dtype("random_normal", dtype)
-    out = b.empty(_shape(shape), dtype)
+    out = backend.empty(_shape(shape), dtype)
     if out.size:
         # a log, a square root and a cosine per element: a transcendental's serial threshold
-        serial = b.serial(out.size, TRANSCENDENTAL)
-        random_normal_kernel(b.arg(out), int(seed) % 2**64, int(counter) % 2**64, serial)
+        serial = backend.serial(out.size, TRANSCENDENTAL)
+        random_normal_kernel(backend.arg(out), int(seed) % 2**64, int(counter) % 2**64, serial)
     return out
 
 

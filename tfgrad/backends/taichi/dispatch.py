@@ -3,12 +3,12 @@
 Three implementations exist on the CPU:
 
 - ``"taichi"``: the op's Taichi kernel (every op has one);
-- ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS reaches ~180 GFLOP/s here,
-  the Taichi matmul 75-170 in float32 on large products and far less on small ones: see
-  benchmarks/README.md, "Matmul");
+- ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS is about twice as fast as
+  the Taichi matmul on large products and far faster on small ones: benchmarks/README.md,
+  "Matmul");
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
-  Taichi launch (~40 us from Python) costs more than the work.
+  Taichi launch from Python costs more than the work.
 
 The policy reads an op's family (:class:`tfgrad.backends.base.OpInfo`), never its name. The
 NumPy crossover sizes are measured by ``benchmarks/calibrate_dispatch.py`` and read from
@@ -34,6 +34,7 @@ import numpy as np
 
 from ...errors import BackendError
 from .. import base
+from ..base import OpInfo
 from . import kernels
 
 __all__ = ["MODES", "THRESHOLDS", "CALIBRATED", "FAMILY", "Policy"]
@@ -85,21 +86,24 @@ def _load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, dict[np.dtype, i
 THRESHOLDS = _load_thresholds()
 
 
+BOOL = np.dtype(np.bool_)
+
+
 def _data_dtype(bufs: tuple, params: dict) -> np.dtype:
-    """The dtype the op computes in: a creation op's parameter, else its first input that is
-    not a bool mask (where's condition), else its first input."""
+    """The dtype the op computes in: a creation op's parameter, else its first input, or the
+    second where the first is a bool mask (where's condition)."""
     if not bufs:
         return np.dtype(params["dtype"])
-    for b in bufs:
-        if b.dtype != np.bool_:
-            return b.dtype
-    return bufs[0].dtype
+    dtype = bufs[0].dtype
+    return bufs[1].dtype if dtype == BOOL and len(bufs) > 1 else dtype
 
 
 def _size(bufs: tuple, params: dict) -> int:
     """The elements an op touches, as the calibration counts them: its largest array, the
     output shape a parameter gives included (creation ops, broadcast_to)."""
-    size = max((b.size for b in bufs), default=0)
+    size = max(b.size for b in bufs) if bufs else 0
+    if not params:
+        return size
     shape = params.get("shape")
     if shape is not None:
         shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
@@ -133,12 +137,13 @@ class Policy:
             self.table[family] = {d: below[d] for d in (FLOAT32, FLOAT64) if below.get(d, 0) > 0}
         self.checked = {family: self.table[follows] for family, follows in CHECKED.items()}
 
-    def choose(self, op: base.OpInfo | str, bufs: tuple, params: dict,
-               indices_checked: bool = False) -> str:  # fmt: skip
+    def choose(
+        self, op: base.OpInfo | str, bufs: tuple, params: dict, indices_checked: bool = False
+    ) -> str:
         """The implementation for ``op`` (a name, or its :class:`~tfgrad.backends.base.OpInfo`)
         on ``bufs``; ``indices_checked``: a take/scatter_add whose indices are known to be in
         range (so NumPy may run it)."""
-        family = op.family if type(op) is base.OpInfo else kernels.family_of(op)
+        family = op.family if type(op) is OpInfo else kernels.family_of(op)
         rules = self.table.get(family) or (self.checked.get(family) if indices_checked else None)
         if not rules:
             return TAICHI

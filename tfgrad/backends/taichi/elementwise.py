@@ -38,7 +38,8 @@ def unary_kernel(op, name: str):
 
 def binary_kernel(op, name: str):
     """A kernel computing ``out[i] = op(x[i * sx], y[i * sy])``, strides 0 or 1. Unless
-    ``strided`` (compile time), both strides are 1: the common case, 30 % faster serially."""
+    ``strided`` (compile time), both strides are 1: the common case, and faster (measured:
+    benchmarks/README.md, "Small kernels and paths")."""
 
     def kernel(
         x: ti.types.ndarray(ndim=1),
@@ -337,15 +338,15 @@ def cast_kernel(x: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1), seri
 
 
 # ---- Host adapters: one entry per op in its family's table ----
-def _operand(b, buf, shape, raw=False):
+def _operand(backend, buf, shape, raw=False):
     """A kernel argument and stride for an input of a broadcasting op: stride 1 when it has
     the output's shape, 0 for a single element, else the broadcast, materialised."""
-    arg = b.raw if raw else b.arg
+    arg = backend.raw if raw else backend.arg
     if tuple(buf.shape) == shape:
         return arg(buf), 1
     if buf.size == 1:
         return arg(buf), 0
-    return arg(broadcast_to(b, None, buf, shape)), 1
+    return arg(broadcast_to(backend, None, buf, shape)), 1
 
 
 class Unary:
@@ -357,16 +358,16 @@ class Unary:
         name = name or func.__name__.removesuffix("_op")
         self.kernel = unary_kernel(func, f"{name}_kernel")
 
-    def __call__(self, b, op, x):
+    def __call__(self, backend, op, x):
         if x.dtype not in self.dtypes:
             kinds = ", ".join(str(d) for d in self.dtypes)
             raise DtypeError(
                 f"{op.name}: takes {kinds} arrays, got {x.dtype} of shape {x.shape}; cast it "
                 "first (x.astype('float64'))."
             )
-        out = b.empty(x.shape, x.dtype)
+        out = backend.empty(x.shape, x.dtype)
         if out.size:
-            self.kernel(b.arg(x), b.arg(out), b.serial(out.size, op.family))
+            self.kernel(backend.arg(x), backend.arg(out), backend.serial(out.size, op.family))
         return out
 
     def fusable(self, in_dtypes, out_dtype):
@@ -390,18 +391,18 @@ class Binary:
     def out_dtype(self, dtype):
         return dtype
 
-    def __call__(self, b, op, x, y):
+    def __call__(self, backend, op, x, y):
         if x.dtype == BOOL and not self.bools:
             raise DtypeError(
                 f"{op.name}: bool arrays cannot be used here (as in NumPy); cast first."
             )
         shape = x.shape if x.shape == y.shape else tuple(np.broadcast_shapes(x.shape, y.shape))
-        out = b.empty(shape, self.out_dtype(x.dtype))
+        out = backend.empty(shape, self.out_dtype(x.dtype))
         if not out.size:
             return out
-        (xa, sx), (ya, sy) = _operand(b, x, shape), _operand(b, y, shape)
-        serial = b.serial(out.size, op.family)
-        refused = self.kernel(xa, ya, b.arg(out), sx, sy, sx != 1 or sy != 1, serial)
+        (xa, sx), (ya, sy) = _operand(backend, x, shape), _operand(backend, y, shape)
+        serial = backend.serial(out.size, op.family)
+        refused = self.kernel(xa, ya, backend.arg(out), sx, sy, sx != 1 or sy != 1, serial)
         if refused:
             raise DtypeError(
                 f"{op.name}: integers to negative integer powers are not allowed ({x.dtype}, "
@@ -437,15 +438,20 @@ class Select:
 
     func = None
 
-    def __call__(self, b, op, condition, x, y):
+    def __call__(self, backend, op, condition, x, y):
         shape = tuple(np.broadcast_shapes(condition.shape, x.shape, y.shape))
-        out = b.empty(shape, x.dtype)
+        out = backend.empty(shape, x.dtype)
         if not out.size:
             return out
-        ca, sc = _operand(b, condition, shape)
-        (xa, sx), (ya, sy) = _operand(b, x, shape, raw=True), _operand(b, y, shape, raw=True)
+        ca, sc = _operand(backend, condition, shape)
+        (xa, sx), (ya, sy) = (
+            _operand(backend, x, shape, raw=True),
+            _operand(backend, y, shape, raw=True),
+        )
         strided = sc != 1 or sx != 1 or sy != 1
-        where_kernel(ca, xa, ya, b.raw(out), sc, sx, sy, strided, b.serial(out.size, op.family))
+        where_kernel(
+            ca, xa, ya, backend.raw(out), sc, sx, sy, strided, backend.serial(out.size, op.family)
+        )
         return out
 
     def fusable(self, in_dtypes, out_dtype):
@@ -460,14 +466,14 @@ class Cast:
 
     func = None
 
-    def __call__(self, b, op, x, dtype):
+    def __call__(self, backend, op, x, dtype):
         dtype = np.dtype(dtype)
-        b.check_dtype("cast", dtype)
+        backend.check_dtype("cast", dtype)
         if dtype == x.dtype:
             return x  # buffers are immutable: the same values may be shared
-        out = b.empty(x.shape, dtype)
+        out = backend.empty(x.shape, dtype)
         if out.size:
-            cast_kernel(b.arg(x), b.arg(out), b.serial(out.size, op.family))
+            cast_kernel(backend.arg(x), backend.arg(out), backend.serial(out.size, op.family))
         return out
 
     def fusable(self, in_dtypes, out_dtype):

@@ -30,17 +30,27 @@ from .kernels import KERNELS
 
 __all__ = ["TaichiFuser", "FusedKernel"]
 
-STORAGE = {FLOAT16: "ti.f16", BFLOAT16: "ti.u16", FLOAT32: "ti.f32", FLOAT64: "ti.f64",
-           BOOL: "ti.u8"}  # fmt: skip
-STORAGE_NUMPY = {FLOAT16: FLOAT16, BFLOAT16: np.dtype(np.uint16), FLOAT32: FLOAT32,
-                 FLOAT64: FLOAT64, BOOL: np.dtype(np.uint8)}  # fmt: skip
+STORAGE = {
+    FLOAT16: "ti.f16",
+    BFLOAT16: "ti.u16",
+    FLOAT32: "ti.f32",
+    FLOAT64: "ti.f64",
+    BOOL: "ti.u8",
+}
+STORAGE_NUMPY = {
+    FLOAT16: FLOAT16,
+    BFLOAT16: np.dtype(np.uint16),
+    FLOAT32: FLOAT32,
+    FLOAT64: FLOAT64,
+    BOOL: np.dtype(np.uint8),
+}
 # Rounding a float32-computed value to a half, as the eager kernels store it.
 ROUND = {FLOAT16: "ti.cast(ti.cast({}, ti.f16), ti.f32)", BFLOAT16: "bf16_to_f32(f32_to_bf16({}))"}
 
-# The cost model deciding whether a group pays for a kernel launch, in microseconds (CPU; the
-# constants were measured on the project's 2-core machine: benchmarks/README.md, "Fusion's cost
-# model"). Per element, NumPy's vectorised loops beat Taichi's (fast_math off: LLVM does not
-# vectorise them).
+# The cost model deciding whether a group pays for a kernel launch, in microseconds on the CPU:
+# a launch and each array it takes against a NumPy call per op, and per element NumPy's
+# vectorised loops against Taichi's (fast_math off: LLVM does not vectorise them). The constants
+# are measurements: benchmarks/README.md, "Fusion's cost model".
 LAUNCH_US, PER_ARRAY_US, NUMPY_CALL_US = 4.5, 2.4, 1.0
 NUMPY_NS = {"cheap": 0.5, "transcendental": 5.0}  # per element and op
 TAICHI_NS = {"cheap": 0.5, "transcendental": 4.0}
@@ -75,8 +85,9 @@ class FusedKernel:
 
     implementation = "fused-taichi"
 
-    def __init__(self, source: str, kernel: Any, inputs: list[int], group: FusionGroup,
-                 backend: Any):  # fmt: skip
+    def __init__(
+        self, source: str, kernel: Any, inputs: list[int], group: FusionGroup, backend: Any
+    ):
         self.source, self.kernel, self.inputs = source, kernel, inputs
         self.n_ops = len(group.ops)
         self.backend = backend
@@ -102,7 +113,8 @@ class FusedKernel:
 
 class ThinLauncher:
     """Launches a compiled kernel on NumPy buffers without Taichi's per-call Python (argument
-    type dispatch, template lookup, compile-cache check): ~2 us an argument instead of ~15.
+    type dispatch, template lookup, compile-cache check), a fraction of its cost per argument
+    (benchmarks/README.md, "Fusion's cost model").
 
     # NOTE: this uses Taichi 1.7's internals (``Kernel.compiled_kernels``,
     # ``make_launch_context``, ``Program.compile_kernel``/``launch_kernel``), which the project
@@ -294,8 +306,11 @@ def _compile(source: str, digest: str, functions: dict[str, Any]) -> Any:
         lines = source.splitlines(keepends=True)
         linecache.cache[filename] = (len(source), None, lines, filename)
         namespace = {"ti": ti, **functions}
-        namespace.update(bf16_to_f32=codec.bf16_to_f32, f32_to_bf16=codec.f32_to_bf16,
-                         f64_to_f32_odd=codec.f64_to_f32_odd)  # fmt: skip
+        namespace.update(
+            bf16_to_f32=codec.bf16_to_f32,
+            f32_to_bf16=codec.f32_to_bf16,
+            f64_to_f32_odd=codec.f64_to_f32_odd,
+        )
         exec(compile(source, filename, "exec", dont_inherit=True), namespace)
         kernel = _KERNELS[key] = namespace[f"fused_{digest}"]
     return kernel

@@ -22,7 +22,7 @@ values). Only ``m < MR`` or ``n < NR`` (``edges``) guards its stores.
 # row's update into one vector multiply and one vector add (``a`` broadcast, the row of ``b``
 # one vector load) -- provided it can prove the NR loads adjacent. Taichi computes indices in i32
 # and sign-extends them with no no-overflow flag, so ``sext(i + 1)`` is not provably
-# ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel: 7-12 GFLOP/s on 2 cores).
+# ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel's speed: benchmarks/README.md).
 # Masking the base index with ``& 0x3FFFFFFF`` (a no-op below 2^30) bounds its range, LLVM proves
 # ``base + c`` cannot overflow, and loads and arithmetic vectorise. On Zen 4 a vector multiply
 # and a vector add per cycle (separate pipes) match one FMA per cycle: fast math would not be
@@ -97,15 +97,15 @@ def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, de
     of a; a packing task copies one step of p (more threads)."""
     if device == "cpu":
         NR, G, KB = _VECTOR_BYTES // itemsize, 4, 64
-        # 128 accumulators: 8 vectors, or 16 for f64 with AVX-512 (32 registers; 45 against 40
-        # GFLOP/s on 512^3, 1 core). 16 x 16 f32 gained 5% but took 6 s, not 2 s, to compile.
+        # 128 accumulators: 8 vectors, or 16 for f64 with AVX-512 (32 registers); larger tiles
+        # compile far longer for little (benchmarks/README.md, "Matmul tiles").
         MR = 128 // NR if _VECTOR_BYTES == 64 else 8
     else:
         MR, NR, G, KB = 4, 4, 1, 1
     if n <= 4:
         NR = 4
     # b's rows 4 KiB apart (n = 1024 f32, 512 f64) put a column panel in a few cache sets
-    # (L1 and L2 thrash): packed, it is contiguous (f32 1024^3 93 against 75 GFLOP/s, 1 core)
+    # (L1 and L2 thrash): packed, it is contiguous (benchmarks/README.md, "Matmul tiles")
     pack_b = not (b_direct and n >= NR) or (device == "cpu" and n * itemsize % 4096 == 0)
     row_tiles, col_tiles, blocks = -(-m // MR), -(-n // NR), -(-k // KB)
     scratch = batches * k * (row_tiles * MR + (col_tiles * NR if pack_b else 0))
@@ -393,7 +393,7 @@ def matmul(backend, op, a, b):
                 f"kernel's 32-bit indexing (limit {INDEX_LIMIT} elements)."
             )
         # a vectorised multiply-add costs ~1/64 of an element of a memory-bound op, and a
-        # parallel loop ~150 us of thread wake-up in the measured VM (benchmarks/README.md)
+        # parallel loop a thread wake-up (benchmarks/README.md, "Serial loops" and "Matmul")
         serial_pack = backend.serial(tiles.scratch)
         serial = backend.serial(out.size * max(k, 1) // 64)
         matmul_kernel(

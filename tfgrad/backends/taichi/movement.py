@@ -145,7 +145,7 @@ def _gather_meta(shape, strides):
     return meta
 
 
-def reshape(b, op, x, shape):
+def reshape(backend, op, x, shape):
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if -1 in shape:  # one inferred length, as NumPy's reshape
         known = math.prod(s for s in shape if s != -1)
@@ -153,34 +153,36 @@ def reshape(b, op, x, shape):
     return x.reshape(shape)  # a view: buffers are C-contiguous
 
 
-def gather(b, x, shape, offset, strides):
+def gather(backend, x, shape, offset, strides):
     """``out[i] = x[offset + sum_k index_k(i) * strides[k]]`` for ``out`` of ``shape``."""
     out_size = math.prod(shape)
     meta = _gather_meta(shape, strides)
     if offset == 0 and meta == [1, x.size, 1] and out_size == x.size:
         return x.reshape(shape)  # the elements in their order: share the buffer
-    out = b.empty(shape, x.dtype)
+    out = backend.empty(shape, x.dtype)
     if out_size:
-        gather_kernel(b.raw(x), b.raw(out), b.meta(meta), offset, b.serial(out_size))
+        gather_kernel(
+            backend.raw(x), backend.raw(out), backend.meta(meta), offset, backend.serial(out_size)
+        )
     return out
 
 
-def transpose(b, op, x, axes):
+def transpose(backend, op, x, axes):
     strides = contiguous_strides(x.shape)
-    return gather(b, x, tuple(x.shape[a] for a in axes), 0, [strides[a] for a in axes])
+    return gather(backend, x, tuple(x.shape[a] for a in axes), 0, [strides[a] for a in axes])
 
 
-def broadcast_to(b, op, x, shape):
+def broadcast_to(backend, op, x, shape):
     shape = tuple(int(s) for s in shape)
     lead = len(shape) - x.ndim
     in_strides = contiguous_strides(x.shape)
     strides = [0] * lead + [
         st if s == t else 0 for s, t, st in zip(x.shape, shape[lead:], in_strides)
     ]
-    return gather(b, x, shape, 0, strides)
+    return gather(backend, x, shape, 0, strides)
 
 
-def slice_(b, op, x, index):
+def slice_(backend, op, x, index):
     in_strides = contiguous_strides(x.shape)
     shape, strides, offset = [], [], 0
     for (start, stop, step), st in zip(index, in_strides):
@@ -189,36 +191,42 @@ def slice_(b, op, x, index):
         strides.append(step * st)
         offset += start * st if length else 0
     if 0 in shape:
-        return b.empty(tuple(shape), x.dtype)
-    return gather(b, x, tuple(shape), offset, strides)
+        return backend.empty(tuple(shape), x.dtype)
+    return gather(backend, x, tuple(shape), offset, strides)
 
 
-def concatenate(b, op, *xs, axis):
+def concatenate(backend, op, *xs, axis):
     first = xs[0]
     axis %= first.ndim
     total = sum(x.shape[axis] for x in xs)
     shape = first.shape[:axis] + (total,) + first.shape[axis + 1 :]
-    out = b.empty(shape, first.dtype)
+    out = backend.empty(shape, first.dtype)
     if not out.size:
         return out
     inner = math.prod(first.shape[axis + 1 :])
-    offset, serial = 0, b.serial(out.size)
+    offset, serial = 0, backend.serial(out.size)
     for x in xs:
         row = x.shape[axis] * inner
         if x.size:
-            concatenate_kernel(b.raw(x), b.raw(out), row, total * inner, offset, serial)
+            concatenate_kernel(backend.raw(x), backend.raw(out), row, total * inner, offset, serial)
         offset += row
     return out
 
 
-def take(b, op, x, indices, axis):
+def take(backend, op, x, indices, axis):
     axis %= x.ndim
     shape = x.shape[:axis] + tuple(indices.shape) + x.shape[axis + 1 :]
-    out = b.empty(shape, x.dtype)
+    out = backend.empty(shape, x.dtype)
     if out.size:
         size, inner = x.shape[axis], math.prod(x.shape[axis + 1 :])
         bad = take_kernel(
-            b.raw(x), b.arg(indices), b.raw(out), size, indices.size, inner, b.serial(out.size)
+            backend.raw(x),
+            backend.arg(indices),
+            backend.raw(out),
+            size,
+            indices.size,
+            inner,
+            backend.serial(out.size),
         )
         if bad:
             raise ShapeError(
@@ -228,21 +236,21 @@ def take(b, op, x, indices, axis):
     return out
 
 
-def scatter_add(b, op, operand, indices, updates, axis):
+def scatter_add(backend, op, operand, indices, updates, axis):
     axis %= operand.ndim
-    out = b.empty(operand.shape, operand.dtype)
+    out = backend.empty(operand.shape, operand.dtype)
     if out.size:
         size, inner = operand.shape[axis], math.prod(operand.shape[axis + 1 :])
         bad = scatter_add_kernel(
-            b.arg(operand),
-            b.arg(indices),
-            b.arg(updates),
-            b.arg(out),
+            backend.arg(operand),
+            backend.arg(indices),
+            backend.arg(updates),
+            backend.arg(out),
             operand.size // size,
             size,
             indices.size,
             inner,
-            b.serial(operand.size + updates.size),
+            backend.serial(operand.size + updates.size),
         )
         if bad:
             raise ShapeError(

@@ -121,7 +121,7 @@ def cumsum_kernel(
 
 
 # ---- Host adapters ----
-def _layout(b, x, axes, kept):
+def _layout(backend, x, axes, kept):
     """``x`` (transposed if needed) and ``inner`` such that it reads as (outer, size, inner)
     with the reduced elements in the middle."""
     # Length-1 dimensions do not matter: are the other reduced ones adjacent?
@@ -131,10 +131,10 @@ def _layout(b, x, axes, kept):
     last = len(flags) - 1 - flags[::-1].index(True)
     if all(flags[first : last + 1]):
         return x, math.prod(s for s, _ in dims[last + 1 :])
-    return transpose(b, None, x, tuple(kept) + axes), 1
+    return transpose(backend, None, x, tuple(kept) + axes), 1
 
 
-def reduction(b, op, x, axes, keepdims):
+def reduction(backend, op, x, axes, keepdims):
     name = op.name  # "sum", "max" or "prod": the kernel's combine step
     axes = tuple(axes)
     kept = [k for k in range(x.ndim) if k not in axes]
@@ -150,35 +150,45 @@ def reduction(b, op, x, axes, keepdims):
         )
     n_out = math.prod(out_shape)
     if n_out == 0:
-        return b.empty(out_shape, x.dtype)
+        return backend.empty(out_shape, x.dtype)
     if size == 0:  # the empty sum is 0, the empty product 1
-        return full(b, None, out_shape, 0 if name == "sum" else 1, x.dtype)
+        return full(backend, None, out_shape, 0 if name == "sum" else 1, x.dtype)
     if size == 1:  # one element per output: the values themselves
         return x.reshape(out_shape)
-    source, inner = _layout(b, x, axes, kept)
+    source, inner = _layout(backend, x, axes, kept)
     partial_dtype = x.dtype if name == "max" else ACCUMULATOR[x.dtype]
-    out = b.empty(out_shape, x.dtype)
-    serial = b.serial(x.size)
+    out = backend.empty(out_shape, x.dtype)
+    serial = backend.serial(x.size)
     if n_out < SPLIT_BELOW_OUTPUTS and size > 2 * REDUCE_BLOCK:
         n_blocks = -(-size // REDUCE_BLOCK)
-        partials = b.empty((n_out * n_blocks,), partial_dtype)
-        reduce_kernel(b.arg(source), b.arg(partials), size, inner, REDUCE_BLOCK, serial, name)
-        reduce_kernel(b.arg(partials), b.arg(out), n_blocks, inner, n_blocks, True, name)
+        partials = backend.empty((n_out * n_blocks,), partial_dtype)
+        reduce_kernel(
+            backend.arg(source), backend.arg(partials), size, inner, REDUCE_BLOCK, serial, name
+        )
+        reduce_kernel(
+            backend.arg(partials), backend.arg(out), n_blocks, inner, n_blocks, True, name
+        )
     else:
-        reduce_kernel(b.arg(source), b.arg(out), size, inner, size, serial, name)
+        reduce_kernel(backend.arg(source), backend.arg(out), size, inner, size, serial, name)
     return out
 
 
-def cumsum(b, op, x, axis, reverse):
+def cumsum(backend, op, x, axis, reverse):
     if x.ndim == 0:  # NumPy treats a 0-d array as one element along axis 0
         x = x.reshape((1,))
     axis %= x.ndim
-    out = b.empty(x.shape, x.dtype)
+    out = backend.empty(x.shape, x.dtype)
     if out.size:
         size = x.shape[axis]
         inner = math.prod(x.shape[axis + 1 :])
         cumsum_kernel(
-            b.arg(x), b.arg(out), x.size // size, size, inner, int(bool(reverse)), b.serial(x.size)
+            backend.arg(x),
+            backend.arg(out),
+            x.size // size,
+            size,
+            inner,
+            int(bool(reverse)),
+            backend.serial(x.size),
         )
     return out
 

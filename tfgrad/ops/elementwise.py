@@ -203,41 +203,6 @@ def power(x: Any, y: Any) -> Tensor:
     return bind(pow_p, *promote_args("pow", x, y))
 
 
-def _share(x, y, pick_x):
-    # The fraction of the cotangent x receives: 1 where it wins, 1/2 at ties (as JAX).
-    return where(pick_x, 1.0, where(equal(x, y), 0.5, 0.0)).astype(x.dtype)
-
-
-# The rules of maximum, minimum and where are their own transposes (a mask times the incoming
-# value), so one function serves as VJP (d = g) and JVP (d = t).
-def maximum_rule_x(d, ans, x, y):
-    return d * _share(x, y, greater(x, y))
-
-
-def maximum_rule_y(d, ans, x, y):
-    return d * _share(y, x, greater(y, x))
-
-
-maximum_p = Primitive("maximum", 2, family=ELEMENTWISE)
-maximum_p.defvjp(maximum_rule_x, maximum_rule_y)
-maximum_p.defjvp(maximum_rule_x, maximum_rule_y)
-maximum = _binary(maximum_p, "Elementwise maximum (NaN propagates); ties share the gradient.")
-
-
-def minimum_rule_x(d, ans, x, y):
-    return d * _share(x, y, less(x, y))
-
-
-def minimum_rule_y(d, ans, x, y):
-    return d * _share(y, x, less(y, x))
-
-
-minimum_p = Primitive("minimum", 2, family=ELEMENTWISE)
-minimum_p.defvjp(minimum_rule_x, minimum_rule_y)
-minimum_p.defjvp(minimum_rule_x, minimum_rule_y)
-minimum = _binary(minimum_p, "Elementwise minimum (NaN propagates); ties share the gradient.")
-
-
 # ---- Comparisons (bool results: nothing to differentiate) ----
 eq_p, ne_p = Primitive("eq", 2, family=COMPARISON), Primitive("ne", 2, family=COMPARISON)
 lt_p, le_p = Primitive("lt", 2, family=COMPARISON), Primitive("le", 2, family=COMPARISON)
@@ -248,6 +213,37 @@ less = _binary(lt_p, "x < y, elementwise (bool).")
 less_equal = _binary(le_p, "x <= y, elementwise (bool).")
 greater = _binary(gt_p, "x > y, elementwise (bool).")
 greater_equal = _binary(ge_p, "x >= y, elementwise (bool).")
+
+
+# ---- Maximum and minimum ----
+def _share(x, y, pick_x):
+    # The fraction of the cotangent x receives: 1 where it wins, 1/2 at ties (as JAX).
+    return where(pick_x, 1.0, where(equal(x, y), 0.5, 0.0)).astype(x.dtype)
+
+
+# The rules of maximum, minimum and where are their own transposes (a mask times the incoming
+# value), so one function serves as VJP (d = g) and JVP (d = t).
+def _extremum_rules(wins):
+    """The rules of an elementwise maximum (``wins`` = greater) or minimum (less)."""
+
+    def rule_x(d, ans, x, y):
+        return d * _share(x, y, wins(x, y))
+
+    def rule_y(d, ans, x, y):
+        return d * _share(y, x, wins(y, x))
+
+    return rule_x, rule_y
+
+
+maximum_p = Primitive("maximum", 2, family=ELEMENTWISE)
+maximum_p.defvjp(*_extremum_rules(greater))
+maximum_p.defjvp(*_extremum_rules(greater))
+maximum = _binary(maximum_p, "Elementwise maximum (NaN propagates); ties share the gradient.")
+
+minimum_p = Primitive("minimum", 2, family=ELEMENTWISE)
+minimum_p.defvjp(*_extremum_rules(less))
+minimum_p.defjvp(*_extremum_rules(less))
+minimum = _binary(minimum_p, "Elementwise minimum (NaN propagates); ties share the gradient.")
 
 
 # ---- Selection ----

@@ -228,11 +228,7 @@ def take(backend, op, x, indices, axis):
             inner,
             backend.serial(out.size),
         )
-        if bad:
-            raise ShapeError(
-                f"take: {bad} indices out of range for axis {axis} of size {size} "
-                f"(shape {x.shape}); indices must lie in [-{size}, {size})."
-            )
+        _check_range(op, bad, axis, size, x.shape)
     return out
 
 
@@ -252,12 +248,17 @@ def scatter_add(backend, op, operand, indices, updates, axis):
             inner,
             backend.serial(operand.size + updates.size),
         )
-        if bad:
-            raise ShapeError(
-                f"scatter_add: indices out of range for axis {axis} of size {size} "
-                f"(shape {operand.shape}); indices must lie in [-{size}, {size})."
-            )
+        _check_range(op, bad, axis, size, operand.shape)
     return out
+
+
+def _check_range(op, bad, axis, size, shape):
+    """Raise for the ``bad`` indices a gather or scatter kernel counted out of range."""
+    if bad:
+        raise ShapeError(
+            f"{op.name}: {bad} indices out of range for axis {axis} of size {size} "
+            f"(shape {shape}); indices must lie in [-{size}, {size})."
+        )
 
 
 MOVEMENT = {

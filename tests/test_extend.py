@@ -110,3 +110,16 @@ def test_it_batches_through_its_jvp_rule(backend, monkeypatch):
 def test_it_passes_gradcheck_to_second_order(backend):
     assert tg.gradcheck(lambda x: tg.sum(softsign(x) * tg.sin(x)), (tg.tensor(X),), order=2)
     assert tg.gradcheck(lambda x: softsign(x * x), (tg.tensor(X[:3]),), order=2)
+
+
+def test_a_primitive_declared_by_name_only_runs_the_kernel_of_that_name(backend):
+    # As before families existed: Primitive("exp") with no family runs the backends' exp.
+    exp_again_p = Primitive("exp")
+    exp_again_p.defvjp(lambda g, ans, x: g * ans)
+    x = tg.tensor(X)
+    np.testing.assert_allclose(bind(exp_again_p, x).numpy(), np.exp(X), rtol=1e-15)
+    grad = tg.grad(lambda x: tg.sum(bind(exp_again_p, x)))(x)
+    np.testing.assert_allclose(grad.numpy(), np.exp(X), rtol=1e-15)
+    nameless_p = Primitive("no_such_kernel", 1)
+    with pytest.raises(tg.errors.MissingKernelError, match="no_such_kernel.*def_impl"):
+        bind(nameless_p, x)

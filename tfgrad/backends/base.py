@@ -118,8 +118,9 @@ class KernelTables:
 
     :meth:`find` answers an :class:`OpInfo` by the table of its family (so an op declared in
     one family is not run by another family's kernel of the same name), an op defined by its
-    scalar math by ``scalar_entry(op)``, and a bare name by whichever table holds it; it
-    returns the entry with the op's :class:`OpInfo` (made from its table for a bare name).
+    scalar math by ``scalar_entry(op)``, and a bare name (or an :class:`OpInfo` without a
+    family) by whichever table holds it; it returns the entry with the op's :class:`OpInfo`
+    (made from its table for a bare name).
     Answers are cached: an :class:`OpInfo` is looked up once per backend.
     """
 
@@ -142,19 +143,28 @@ class KernelTables:
         if found is not None:
             return found
         if isinstance(op, OpInfo):
-            if op.scalar is not None and self._scalar_entry is not None:
-                entry = self._scalar_entry(op)
+            if op.family is None:  # declared by name only: whichever table holds the name
+                found = self._found.get(op.name)
+            elif op.scalar is not None and self._scalar_entry is not None:
+                found = (op, self._scalar_entry(op))
             else:
                 entry = self.tables.get(op.family, {}).get(op.name)
-            if entry is not None:
-                self._found[op] = found = (op, entry)
+                found = None if entry is None else (op, entry)
+            if found is not None:
+                self._found[op] = found
                 return found
         name = op.name if isinstance(op, OpInfo) else op
+        family = op.family if isinstance(op, OpInfo) else None
         known = sorted(n for table in self.tables.values() for n in table)
+        fix = (
+            f"add one to its {family!r} table"
+            if family is not None
+            else "give the primitive a Python forward (def_impl), or a family and a kernel"
+        )
         raise MissingKernelError(
             f"The {self.backend} backend has no kernel for op {name!r}"
-            + (f" of family {op.family!r}" if isinstance(op, OpInfo) else "")
-            + f"; its ops are {known}. Add one to its table for that family."
+            + (f" of family {family!r}" if family is not None else "")
+            + f"; its ops are {known}. To run it, {fix}."
         )
 
 

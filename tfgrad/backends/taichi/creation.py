@@ -123,9 +123,8 @@ def _shape(shape):
     return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
 
 
-def full(backend, op, shape, value, dtype):
-    dtype = np.dtype(dtype)
-    backend.check_dtype("full", dtype)
+def fill(backend, shape, value, dtype):
+    """A new buffer of ``shape`` and ``dtype`` (a NumPy dtype) holding ``value``."""
     out = backend.empty(_shape(shape), dtype)
     if out.size:
         value_float, value_int = backend.exact_scalar(value, dtype)
@@ -133,9 +132,15 @@ def full(backend, op, shape, value, dtype):
     return out
 
 
+def full(backend, op, shape, value, dtype):
+    dtype = np.dtype(dtype)
+    backend.check_dtype(op.name, dtype)
+    return fill(backend, shape, value, dtype)
+
+
 def arange(backend, op, start, step, n, dtype):
     dtype = np.dtype(dtype)
-    backend.check_dtype("arange", dtype)
+    backend.check_dtype(op.name, dtype)
     out = backend.empty(_shape(n), dtype)
     if out.size:
         arange_kernel(backend.arg(out), float(start), float(step), backend.serial(out.size))
@@ -144,7 +149,7 @@ def arange(backend, op, start, step, n, dtype):
 
 def eye(backend, op, n, m=None, k=0, dtype=FLOAT64):
     dtype = np.dtype(dtype)
-    backend.check_dtype("eye", dtype)
+    backend.check_dtype(op.name, dtype)
     m = n if m is None else m
     out = backend.empty((int(n), int(m)), dtype)
     if out.size:
@@ -161,7 +166,7 @@ def _random_dtype(name, dtype):
 
 
 def random_uniform(backend, op, shape, seed, counter, dtype):
-    dtype = _random_dtype("random_uniform", dtype)
+    dtype = _random_dtype(op.name, dtype)
     out = backend.empty(_shape(shape), dtype)
     if out.size:
         bits_kept = MANTISSA_BITS[dtype.name]
@@ -177,7 +182,7 @@ def random_uniform(backend, op, shape, seed, counter, dtype):
 
 
 def random_normal(backend, op, shape, seed, counter, dtype):
-    dtype = _random_dtype("random_normal", dtype)
+    dtype = _random_dtype(op.name, dtype)
     out = backend.empty(_shape(shape), dtype)
     if out.size:
         # a log, a square root and a cosine per element: a transcendental's serial threshold

@@ -19,7 +19,7 @@ import taichi as ti
 from ...errors import ShapeError
 from .buffers import ACCUMULATOR
 from .codec import accumulate_zero, is_nan, load, store
-from .creation import full
+from .creation import fill
 from .movement import transpose
 
 LANES = 8  # independent partial results per output (a power of two)
@@ -134,43 +134,47 @@ def _layout(backend, x, axes, kept):
     return transpose(backend, None, x, tuple(kept) + axes), 1
 
 
-def reduction(backend, op, x, axes, keepdims):
-    name = op.name  # "sum", "max" or "prod": the kernel's combine step
-    axes = tuple(axes)
-    kept = [k for k in range(x.ndim) if k not in axes]
-    if keepdims:
-        out_shape = tuple(1 if k in axes else s for k, s in enumerate(x.shape))
-    else:
-        out_shape = tuple(x.shape[k] for k in kept)
-    size = math.prod(x.shape[k] for k in axes)
-    if name == "max" and size == 0:
-        raise ShapeError(
-            f"max: no elements to take the maximum of (shape {x.shape}, axes {axes}); "
-            "the maximum of an empty set is undefined. Reduce over non-empty axes."
-        )
-    n_out = math.prod(out_shape)
-    if n_out == 0:
-        return backend.empty(out_shape, x.dtype)
-    if size == 0:  # the empty sum is 0, the empty product 1
-        return full(backend, None, out_shape, 0 if name == "sum" else 1, x.dtype)
-    if size == 1:  # one element per output: the values themselves
-        return x.reshape(out_shape)
-    source, inner = _layout(backend, x, axes, kept)
-    partial_dtype = x.dtype if name == "max" else ACCUMULATOR[x.dtype]
-    out = backend.empty(out_shape, x.dtype)
-    serial = backend.serial(x.size)
-    if n_out < SPLIT_BELOW_OUTPUTS and size > 2 * REDUCE_BLOCK:
-        n_blocks = -(-size // REDUCE_BLOCK)
-        partials = backend.empty((n_out * n_blocks,), partial_dtype)
-        reduce_kernel(
-            backend.arg(source), backend.arg(partials), size, inner, REDUCE_BLOCK, serial, name
-        )
-        reduce_kernel(
-            backend.arg(partials), backend.arg(out), n_blocks, inner, n_blocks, True, name
-        )
-    else:
-        reduce_kernel(backend.arg(source), backend.arg(out), size, inner, size, serial, name)
-    return out
+class Reduction:
+    """A reduction over axes: ``combine`` is the kernel's combine step ("sum", "max" or
+    "prod"), ``empty`` the result over no elements (``None``: undefined, refused), and
+    ``accumulates``: partial results in the wider accumulator dtype (sums and products)."""
+
+    def __init__(self, combine: str, empty, accumulates: bool):
+        self.combine, self.empty, self.accumulates = combine, empty, accumulates
+
+    def __call__(self, backend, op, x, axes, keepdims):
+        axes = tuple(axes)
+        kept = [k for k in range(x.ndim) if k not in axes]
+        if keepdims:
+            out_shape = tuple(1 if k in axes else s for k, s in enumerate(x.shape))
+        else:
+            out_shape = tuple(x.shape[k] for k in kept)
+        size = math.prod(x.shape[k] for k in axes)
+        if self.empty is None and size == 0:
+            raise ShapeError(
+                f"{op.name}: no elements to reduce (shape {x.shape}, axes {axes}); "
+                f"{op.name} over an empty set is undefined. Reduce over non-empty axes."
+            )
+        n_out = math.prod(out_shape)
+        if n_out == 0:
+            return backend.empty(out_shape, x.dtype)
+        if size == 0:  # the empty sum is 0, the empty product 1
+            return fill(backend, out_shape, self.empty, x.dtype)
+        if size == 1:  # one element per output: the values themselves
+            return x.reshape(out_shape)
+        source, inner = _layout(backend, x, axes, kept)
+        partial_dtype = ACCUMULATOR[x.dtype] if self.accumulates else x.dtype
+        out = backend.empty(out_shape, x.dtype)
+        serial = backend.serial(x.size)
+        combine, arg = self.combine, backend.arg
+        if n_out < SPLIT_BELOW_OUTPUTS and size > 2 * REDUCE_BLOCK:
+            n_blocks = -(-size // REDUCE_BLOCK)
+            partials = backend.empty((n_out * n_blocks,), partial_dtype)
+            reduce_kernel(arg(source), arg(partials), size, inner, REDUCE_BLOCK, serial, combine)
+            reduce_kernel(arg(partials), arg(out), n_blocks, inner, n_blocks, True, combine)
+        else:
+            reduce_kernel(arg(source), arg(out), size, inner, size, serial, combine)
+        return out
 
 
 def cumsum(backend, op, x, axis, reverse):
@@ -193,4 +197,9 @@ def cumsum(backend, op, x, axis, reverse):
     return out
 
 
-REDUCTION = {"sum": reduction, "max": reduction, "prod": reduction, "cumsum": cumsum}
+REDUCTION = {
+    "sum": Reduction("sum", empty=0, accumulates=True),
+    "max": Reduction("max", empty=None, accumulates=False),
+    "prod": Reduction("prod", empty=1, accumulates=True),
+    "cumsum": cumsum,
+}

@@ -131,8 +131,13 @@ divide = _binary(div_p, "x / y (true division: integers give float64).", floatin
 
 
 def _pow_dx(x, y):
-    # y * x**(y - 1), with the y == 0 case pinned to 0 (0 * 0**-1 would be NaN)
-    return where(equal(y, 0), 0.0, y * power(x, y - 1))
+    # y * x**(y - 1). NOTE: at x == 0 with y == 0 that is 0 * inf = NaN, though x**0 is the
+    # constant 1 (derivative 0). The base is replaced by 1 at exactly those points, so no
+    # infinite branch is computed there (a where over an infinite branch still gives NaN one
+    # order up: its zero cotangent meets the infinity), and everywhere else the formula is
+    # untouched, so its derivatives in x and y (1/x at y == 0) stay right to every order.
+    both_zero = where(equal(y, 0), equal(x, 0), False)
+    return y * power(where(both_zero, 1.0, x), y - 1)
 
 
 def _pow_dy(x, ans):

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..errors import DtypeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
-from ._common import as_tensor, broadcast_shapes, promote_args, to_float
+from ._common import as_tensor, broadcast_shapes, promote_args, shape_of, to_float
 
 __all__ = [
     "negative", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs",
@@ -213,7 +211,7 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     from ..dtypes import bool_
 
     c = as_tensor(condition, bool_)
-    shapes = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, y))
+    shapes = (shape_of(v) for v in (x, y))
     broadcast_shapes("where", c.shape, *shapes)  # before promote_args records any cast
     x, y = promote_args("where", x, y)
     return bind(where_p, c, x, y)

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import config
-from .dtypes import DType, as_dtype, float64, int64, result_dtype
+from .dtypes import DType, as_dtype, float64, result_dtype
 from .errors import DtypeError, ShapeError, TfgradError
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "ones_like",
     "full_like",
     "arange",
-    "linspace",
     "eye",
 ]
 
@@ -41,7 +40,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_shape", "_dtype", "_backend")
-    __array_priority__ = 1000  # NumPy defers to our reflected operators
+    # NumPy's __array_ufunc__ / __array_function__ are installed by tfgrad.ops.numpy_protocol
 
     def __init__(self, data: Any, shape: tuple[int, ...], dtype: DType, backend: Any):
         # Internal: users call tfgrad.tensor(...). `data` is a backend buffer.
@@ -318,22 +317,6 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype=None)
     n = max(0, math.ceil((stop - start) / step))
     dt = as_dtype(dtype) if dtype is not None else result_dtype(start, stop, step)
     return _creation("arange", (n,), dt, start=start, step=step, n=n)
-
-
-def linspace(start: float, stop: float, num: int = 50, endpoint: bool = True, dtype=None) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop``, as ``numpy.linspace``."""
-    if num < 0:
-        raise ShapeError(f"linspace: num must be non-negative, got {num}.")
-    div = (num - 1) if endpoint else num
-    step = (stop - start) / div if div > 0 else 0.0
-    dt = as_dtype(dtype) if dtype is not None else float64
-    out = _creation("arange", (num,), dt, start=start, step=step, n=num)
-    if endpoint and num > 1:  # make the last value exactly `stop`, as NumPy does
-        from . import ops
-
-        last = ops.equal(arange(num, dtype=int64), num - 1)
-        out = ops.where(last, full((), stop, dt), out)
-    return out
 
 
 def eye(n: int, m: int | None = None, k: int = 0, dtype=float64) -> Tensor:

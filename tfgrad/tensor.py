@@ -149,7 +149,7 @@ class Tensor:
         return _ops.transpose(self)
 
     def sum(self, axis=None, keepdims=False, dtype=None, out=None) -> Tensor:
-        # dtype/out: numpy.sum(tensor) calls tensor.sum(axis=..., dtype=..., out=...)
+        # dtype and out as in ndarray.sum (NumPy functions dispatch through numpy_protocol)
         if out is not None:
             raise TfgradError("sum: out= is not supported; tensors are immutable.")
         total = _ops.sum(self, axis, keepdims)

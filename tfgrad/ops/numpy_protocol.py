@@ -9,11 +9,12 @@ naming it: turning the tensor into a plain array instead would drop its derivati
 word. So does an argument tfgrad does not take (``out=``: tensors are immutable; ``where=``,
 ``initial=``, ``order=`` ...).
 
-The two tables below are the whole mapping. A function's entry lists NumPy's parameter names in
-NumPy's order, so positional arguments bind as in NumPy; ``numpy_name:tfgrad_name`` renames
-one. NumPy's first parameter is passed positionally; ``out`` must be None; ``dtype`` goes to the
-tfgrad function when it takes one, and otherwise casts the input first (NumPy's accumulator
-dtype); any other parameter the tfgrad function does not take is refused when given.
+The tables below (``UFUNCS``, ``UFUNC_METHODS``, ``FUNCTIONS``) are the whole mapping. An
+entry lists NumPy's parameter names in NumPy's order, so positional arguments bind as in NumPy;
+``numpy_name:tfgrad_name`` renames one. NumPy's first parameter is passed positionally; ``out``
+must be None; ``dtype`` goes to the tfgrad function when it takes one, and otherwise casts the
+input first (NumPy's accumulator dtype); any other parameter the tfgrad function does not take
+is refused when given.
 
 >>> import numpy as np
 >>> import tfgrad as tg
@@ -32,51 +33,8 @@ import numpy as np
 from ..dtypes import as_dtype
 from ..errors import NumpyDispatchError
 from ..tensor import Tensor, full_like, ones_like, zeros_like
+from . import composite, elementwise, linalg, movement, reduce
 from ._common import as_tensor, astype, shape_of
-from .composite import all as tensor_all
-from .composite import any as tensor_any
-from .composite import clip, linspace, mean, min, square, var
-from .elementwise import (
-    abs,
-    add,
-    cos,
-    divide,
-    equal,
-    exp,
-    expm1,
-    greater,
-    greater_equal,
-    less,
-    less_equal,
-    log,
-    log1p,
-    maximum,
-    minimum,
-    multiply,
-    negative,
-    not_equal,
-    power,
-    sign,
-    sin,
-    sqrt,
-    subtract,
-    tan,
-    tanh,
-    where,
-)  # fmt: skip
-from .linalg import diag, dot, matmul, outer, trace
-from .movement import (
-    broadcast_to,
-    concatenate,
-    expand_dims,
-    reshape,
-    split,
-    squeeze,
-    stack,
-    take,
-    transpose,
-)  # fmt: skip
-from .reduce import cumsum, max, prod, sum
 
 __all__ = ["install"]
 
@@ -88,8 +46,8 @@ def _positive(x: Any) -> Tensor:
 def _take(x: Any, indices: Any, axis: int | None = None) -> Tensor:
     # numpy.take reads the flattened array when axis is None; tfgrad.take defaults to axis 0
     if axis is None:
-        return take(reshape(x, (-1,)), indices, 0)
-    return take(x, indices, axis)
+        return movement.take(movement.reshape(x, (-1,)), indices, 0)
+    return movement.take(x, indices, axis)
 
 
 def _where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
@@ -99,7 +57,7 @@ def _where(condition: Any, x: Any = None, y: Any = None) -> Tensor:
             "number depends on the values; tfgrad has no such op. Use the three-argument form "
             "np.where(condition, x, y), or np.nonzero(condition.numpy()) for the positions."
         )
-    return where(condition, x, y)
+    return elementwise.where(condition, x, y)
 
 
 def _ndim(x: Any) -> int:
@@ -120,59 +78,62 @@ def _reduce_along_axis_zero(reduction: Callable) -> Callable:
 
 
 def _cumsum_along_axis_zero(x: Any, axis: int = 0) -> Tensor:
-    return cumsum(x, axis)  # np.add.accumulate: axis 0 by default
+    return reduce.cumsum(x, axis)  # np.add.accumulate: axis 0 by default
 
 
 # ---- The tables ----
+# ufuncs whose tfgrad op has the same name, then the others
+_SAME_NAME = (
+    "add subtract multiply divide power negative sign exp expm1 log log1p sqrt sin cos tan tanh "
+    "maximum minimum equal not_equal less less_equal greater greater_equal"
+)
 UFUNCS: dict[np.ufunc, Callable] = {
-    np.add: add, np.subtract: subtract, np.multiply: multiply, np.true_divide: divide,
-    np.power: power, np.negative: negative, np.positive: _positive, np.absolute: abs,
-    np.sign: sign, np.exp: exp, np.expm1: expm1, np.log: log, np.log1p: log1p, np.sqrt: sqrt,
-    np.square: square, np.sin: sin, np.cos: cos, np.tan: tan, np.tanh: tanh,
-    np.maximum: maximum, np.minimum: minimum, np.equal: equal, np.not_equal: not_equal,
-    np.less: less, np.less_equal: less_equal, np.greater: greater,
-    np.greater_equal: greater_equal, np.matmul: matmul,
-}  # fmt: skip
+    **{getattr(np, name): getattr(elementwise, name) for name in _SAME_NAME.split()},
+    np.positive: _positive,
+    np.absolute: elementwise.abs,
+    np.square: composite.square,
+    np.matmul: linalg.matmul,
+}
 
 _REDUCE = "array axis dtype out keepdims initial where"
 UFUNC_METHODS: dict[tuple[str, np.ufunc], tuple[Callable, str]] = {
-    ("reduce", np.add): (_reduce_along_axis_zero(sum), _REDUCE),
-    ("reduce", np.multiply): (_reduce_along_axis_zero(prod), _REDUCE),
-    ("reduce", np.maximum): (_reduce_along_axis_zero(max), _REDUCE),
-    ("reduce", np.minimum): (_reduce_along_axis_zero(min), _REDUCE),
+    ("reduce", np.add): (_reduce_along_axis_zero(reduce.sum), _REDUCE),
+    ("reduce", np.multiply): (_reduce_along_axis_zero(reduce.prod), _REDUCE),
+    ("reduce", np.maximum): (_reduce_along_axis_zero(reduce.max), _REDUCE),
+    ("reduce", np.minimum): (_reduce_along_axis_zero(composite.min), _REDUCE),
     ("accumulate", np.add): (_cumsum_along_axis_zero, "array axis dtype out"),
 }
 
 _REDUCTION = "a axis dtype out keepdims initial where"
 _EXTREMUM = "a axis out keepdims initial where"
 FUNCTIONS: dict[Callable, tuple[Callable, str]] = {
-    np.sum: (sum, _REDUCTION),
-    np.prod: (prod, _REDUCTION),
-    np.max: (max, _EXTREMUM),
-    np.amax: (max, _EXTREMUM),
-    np.min: (min, _EXTREMUM),
-    np.amin: (min, _EXTREMUM),
-    np.mean: (mean, "a axis dtype out keepdims where"),
-    np.var: (var, "a axis dtype out ddof keepdims where mean correction"),
-    np.all: (tensor_all, "a axis out keepdims where"),
-    np.any: (tensor_any, "a axis out keepdims where"),
-    np.cumsum: (cumsum, "a axis dtype out"),
-    np.clip: (clip, "a a_min:lo a_max:hi out min:lo max:hi"),
-    np.concatenate: (concatenate, "arrays axis out dtype casting"),
-    np.stack: (stack, "arrays axis out dtype casting"),
-    np.split: (split, "ary indices_or_sections axis"),
-    np.reshape: (reshape, "a shape order newshape:shape copy"),
-    np.transpose: (transpose, "a axes"),
-    np.broadcast_to: (broadcast_to, "array shape subok"),
-    np.expand_dims: (expand_dims, "a axis"),
-    np.squeeze: (squeeze, "a axis"),
+    np.sum: (reduce.sum, _REDUCTION),
+    np.prod: (reduce.prod, _REDUCTION),
+    np.max: (reduce.max, _EXTREMUM),
+    np.amax: (reduce.max, _EXTREMUM),
+    np.min: (composite.min, _EXTREMUM),
+    np.amin: (composite.min, _EXTREMUM),
+    np.mean: (composite.mean, "a axis dtype out keepdims where"),
+    np.var: (composite.var, "a axis dtype out ddof keepdims where mean correction"),
+    np.all: (composite.all, "a axis out keepdims where"),
+    np.any: (composite.any, "a axis out keepdims where"),
+    np.cumsum: (reduce.cumsum, "a axis dtype out"),
+    np.clip: (composite.clip, "a a_min:lo a_max:hi out min:lo max:hi"),
+    np.concatenate: (movement.concatenate, "arrays axis out dtype casting"),
+    np.stack: (movement.stack, "arrays axis out dtype casting"),
+    np.split: (movement.split, "ary indices_or_sections axis"),
+    np.reshape: (movement.reshape, "a shape order newshape:shape copy"),
+    np.transpose: (movement.transpose, "a axes"),
+    np.broadcast_to: (movement.broadcast_to, "array shape subok"),
+    np.expand_dims: (movement.expand_dims, "a axis"),
+    np.squeeze: (movement.squeeze, "a axis"),
     np.take: (_take, "a indices axis out mode"),
     np.where: (_where, "condition x y"),
-    np.dot: (dot, "a b out"),
-    np.outer: (outer, "a b out"),
-    np.diag: (diag, "v k"),
-    np.trace: (trace, "a offset:k axis1 axis2 dtype out"),
-    np.linspace: (linspace, "start stop num endpoint retstep dtype axis device"),
+    np.dot: (linalg.dot, "a b out"),
+    np.outer: (linalg.outer, "a b out"),
+    np.diag: (linalg.diag, "v k"),
+    np.trace: (linalg.trace, "a offset:k axis1 axis2 dtype out"),
+    np.linspace: (composite.linspace, "start stop num endpoint retstep dtype axis device"),
     np.zeros_like: (zeros_like, "a dtype order subok shape device"),
     np.ones_like: (ones_like, "a dtype order subok shape device"),
     np.full_like: (full_like, "a fill_value dtype order subok shape device"),
@@ -184,8 +145,7 @@ FUNCTIONS: dict[Callable, tuple[Callable, str]] = {
 
 # ---- Calling a tfgrad op with NumPy's arguments ----
 def _name(func: Any) -> str:
-    module = getattr(func, "__module__", None) or "numpy"
-    return f"{module}.{func.__name__}" if module.startswith("numpy") else f"numpy.{func.__name__}"
+    return f"{func.__module__}.{func.__name__}"
 
 
 def _missing(what: str, values: tuple) -> NumpyDispatchError:
@@ -237,18 +197,13 @@ def call(what: str, target: Callable, spec: str, args: tuple, kwargs: dict) -> A
     first = given.pop(names[0]) if names[0] in given else None
     options = {}
     for key, value in given.items():
-        if key == "out" and value is None:
-            continue
-        if key == "dtype" and "dtype" not in takes:
-            if value is not None:
-                first = _cast(first, value)
-            continue
         name = renames.get(key, key)
-        if key == "out" or name not in takes:
-            if value is None:
-                continue
+        if key == "dtype" and "dtype" not in takes:
+            first = first if value is None else _cast(first, value)
+        elif key != "out" and name in takes:
+            options[name] = value
+        elif value is not None:  # out=, or a parameter tfgrad does not have
             raise _refuse(what, key)
-        options[name] = value
     return target(first, **options)
 
 
@@ -284,7 +239,7 @@ def array_ufunc(self: Tensor, ufunc: np.ufunc, method: str, *inputs: Any, **kwar
         inputs = tuple(v if isinstance(v, (bool, int, float)) else _cast(v, dtype) for v in inputs)
     if method == "outer":  # a[..., None, ...] op b: every pair of elements
         a, b = (as_tensor(v) for v in inputs)
-        inputs = (reshape(a, a.shape + (1,) * b.ndim), b)
+        inputs = (movement.reshape(a, a.shape + (1,) * b.ndim), b)
     return UFUNCS[ufunc](*inputs)
 
 

@@ -251,3 +251,10 @@ def test_explicit_reads_and_concrete_tensors_still_convert(backend):
         return tg.sum(v * v)
 
     np.testing.assert_array_equal(tg.grad(f)(x).numpy(), [3.0, -4.0])
+
+
+def test_the_new_errors_are_tfgrad_errors_and_type_errors():
+    from tfgrad.errors import NumpyDispatchError, TfgradError
+
+    for kind in (TracerConversionError, NumpyDispatchError):
+        assert issubclass(kind, TfgradError) and issubclass(kind, TypeError)

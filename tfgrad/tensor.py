@@ -237,13 +237,10 @@ def wrap(buf: Any, backend: Any) -> Tensor:
 
 
 def tensor(data: Any, dtype=None) -> Tensor:
-    """Make a Tensor from a Python number, nested lists, a NumPy array or a Tensor.
+    """Internal: a Tensor from data (a number, nested lists of numbers, a NumPy array).
 
-    The dtype follows NumPy (``tensor(1.0)`` is float64, ``tensor([1, 2])`` int64) unless given.
-
-    >>> import tfgrad as tg
-    >>> tg.tensor([[1, 2], [3, 4]], dtype="float32").shape
-    (2, 2)
+    The public :func:`tfgrad.tensor` (in ``ops``) also stacks lists that hold tensors; a list of
+    tensors being differentiated reaching this function raises TracerConversionError.
     """
     if isinstance(data, Tensor):
         return data if dtype is None else data.astype(dtype)

@@ -168,3 +168,9 @@ def test_an_array_on_the_left_gives_a_tensor_that_differentiates(backend):
     np.testing.assert_allclose(
         g.numpy(), 4 * weights + weights ** np.array([0.0, 1.0, 0.5]) * np.log(weights)
     )
+
+
+def test_where_with_a_numpy_condition_differentiates(backend):
+    condition = np.array([True, False, True])
+    g = tg.grad(lambda t: tg.sum(np.where(condition, t, 0) * 3.0))(tg.tensor([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(g.numpy(), [3.0, 0.0, 3.0])

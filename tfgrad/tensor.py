@@ -8,7 +8,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import config
-from .dtypes import DType, as_dtype, float64, int64, result_dtype
+from .dtypes import DType, as_dtype, float64, result_dtype
 from .errors import DtypeError, ShapeError, TfgradError
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "ones_like",
     "full_like",
     "arange",
-    "linspace",
     "eye",
 ]
 
@@ -41,7 +40,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_shape", "_dtype", "_backend")
-    __array_priority__ = 1000  # NumPy defers to our reflected operators
+    # NumPy's __array_ufunc__ / __array_function__ are installed by tfgrad.ops.numpy_protocol
 
     def __init__(self, data: Any, shape: tuple[int, ...], dtype: DType, backend: Any):
         # Internal: users call tfgrad.tensor(...). `data` is a backend buffer.
@@ -150,7 +149,7 @@ class Tensor:
         return _ops.transpose(self)
 
     def sum(self, axis=None, keepdims=False, dtype=None, out=None) -> Tensor:
-        # dtype/out: numpy.sum(tensor) calls tensor.sum(axis=..., dtype=..., out=...)
+        # dtype and out as in ndarray.sum (NumPy functions dispatch through numpy_protocol)
         if out is not None:
             raise TfgradError("sum: out= is not supported; tensors are immutable.")
         total = _ops.sum(self, axis, keepdims)
@@ -238,13 +237,10 @@ def wrap(buf: Any, backend: Any) -> Tensor:
 
 
 def tensor(data: Any, dtype=None) -> Tensor:
-    """Make a Tensor from a Python number, nested lists, a NumPy array or a Tensor.
+    """Internal: a Tensor from data (a number, nested lists of numbers, a NumPy array).
 
-    The dtype follows NumPy (``tensor(1.0)`` is float64, ``tensor([1, 2])`` int64) unless given.
-
-    >>> import tfgrad as tg
-    >>> tg.tensor([[1, 2], [3, 4]], dtype="float32").shape
-    (2, 2)
+    The public :func:`tfgrad.tensor` (in ``ops``) also stacks lists that hold tensors; a list of
+    tensors being differentiated reaching this function raises TracerConversionError.
     """
     if isinstance(data, Tensor):
         return data if dtype is None else data.astype(dtype)
@@ -318,22 +314,6 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype=None)
     n = max(0, math.ceil((stop - start) / step))
     dt = as_dtype(dtype) if dtype is not None else result_dtype(start, stop, step)
     return _creation("arange", (n,), dt, start=start, step=step, n=n)
-
-
-def linspace(start: float, stop: float, num: int = 50, endpoint: bool = True, dtype=None) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop``, as ``numpy.linspace``."""
-    if num < 0:
-        raise ShapeError(f"linspace: num must be non-negative, got {num}.")
-    div = (num - 1) if endpoint else num
-    step = (stop - start) / div if div > 0 else 0.0
-    dt = as_dtype(dtype) if dtype is not None else float64
-    out = _creation("arange", (num,), dt, start=start, step=step, n=num)
-    if endpoint and num > 1:  # make the last value exactly `stop`, as NumPy does
-        from . import ops
-
-        last = ops.equal(arange(num, dtype=int64), num - 1)
-        out = ops.where(last, full((), stop, dt), out)
-    return out
 
 
 def eye(n: int, m: int | None = None, k: int = 0, dtype=float64) -> Tensor:

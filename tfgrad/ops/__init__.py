@@ -1,8 +1,11 @@
 """tfgrad's ops: primitives (with rules) and composites (without), one family per module."""
 
-from ._common import astype
+from ._common import astype, tensor
 from .composite import (
+    all,
+    any,
     clip,
+    linspace,
     log_softmax,
     logsumexp,
     mean,
@@ -57,14 +60,17 @@ from .movement import (
     take,
     transpose,
 )  # fmt: skip
+from .numpy_protocol import install as _install_numpy_protocol
 from .reduce import cumsum, max, prod, sum, unbroadcast
 
+_install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
+
 __all__ = [
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
-    "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem", "greater",
-    "greater_equal", "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer",
-    "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
-    "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract",
-    "sum", "take", "tan", "tanh", "trace", "transpose", "unbroadcast", "var", "where",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum",
+    "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem", "greater",
+    "greater_equal", "less", "less_equal", "linspace", "log", "log1p", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
+    "outer", "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
+    "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
+    "take", "tan", "tanh", "tensor", "trace", "transpose", "unbroadcast", "var", "where",
 ]  # fmt: skip

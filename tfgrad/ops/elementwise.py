@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..errors import DtypeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
-from ._common import as_tensor, broadcast_shapes, promote_args, to_float
+from ._common import as_tensor, broadcast_shapes, promote_args, shape_of, to_float
 
 __all__ = [
     "negative", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs",
@@ -131,8 +129,13 @@ divide = _binary(div_p, "x / y (true division: integers give float64).", floatin
 
 
 def _pow_dx(x, y):
-    # y * x**(y - 1), with the y == 0 case pinned to 0 (0 * 0**-1 would be NaN)
-    return where(equal(y, 0), 0.0, y * power(x, y - 1))
+    # y * x**(y - 1). NOTE: at x == 0 with y == 0 that is 0 * inf = NaN, though x**0 is the
+    # constant 1 (derivative 0). The base is replaced by 1 at exactly those points, so no
+    # infinite branch is computed there (a where over an infinite branch still gives NaN one
+    # order up: its zero cotangent meets the infinity), and everywhere else the formula is
+    # untouched, so its derivatives in x and y (1/x at y == 0) stay right to every order.
+    both_zero = where(equal(y, 0), equal(x, 0), False)
+    return y * power(where(both_zero, 1.0, x), y - 1)
 
 
 def _pow_dy(x, ans):
@@ -208,7 +211,7 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     from ..dtypes import bool_
 
     c = as_tensor(condition, bool_)
-    shapes = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, y))
+    shapes = (shape_of(v) for v in (x, y))
     broadcast_shapes("where", c.shape, *shapes)  # before promote_args records any cast
     x, y = promote_args("where", x, y)
     return bind(where_p, c, x, y)

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor, tensor, zeros
-from ._common import as_tensor, normalize_axes, promote_args_nobroadcast
+from ._common import as_tensor, normalize_axes, promote_args_nobroadcast, shape_of
 from .elementwise import add_p
 
 __all__ = [
@@ -271,7 +271,7 @@ def scatter_add(x: Any, indices: Any, updates: Any, axis: int = 0) -> Tensor:
     ``updates`` has ``x``'s shape with axis ``axis`` replaced by ``indices``' shape.
     """
     # Shapes are checked before promotion, so a failed call records no cast on a tape.
-    x_shape, u_shape = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, updates))
+    x_shape, u_shape = shape_of(x), shape_of(updates)
     (axis,) = normalize_axes("scatter_add", axis, len(x_shape))
     idx = _index_tensor("scatter_add", indices, x_shape[axis])
     expected = x_shape[:axis] + idx.shape + x_shape[axis + 1 :]

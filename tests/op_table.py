@@ -188,6 +188,14 @@ def split_shapes(data, min_side):
     return [shape], {"indices_or_sections": points, "axis": axis}
 
 
+def linspace_shapes(data, min_side):
+    shapes, _ = broadcast(2)(data, min_side)
+    return shapes, {
+        "num": data.draw(st.integers(min_side, 4)),
+        "endpoint": data.draw(st.booleans()),
+    }
+
+
 def square_shapes(data, min_side):
     n = data.draw(st.integers(1, 4))
     m = data.draw(st.integers(1, 4))
@@ -294,6 +302,7 @@ OPS = [
         stack_shapes,
     ),  # fmt: skip
     OpCase("split", _tg_split, _np_split, split_shapes),
+    OpCase("linspace", tg.linspace, np.linspace, linspace_shapes),
     OpCase("getitem", lambda x, key: x[key], lambda x, key: x[key], index_shapes),
     OpCase("getitem_array", lambda x, key: x[key], lambda x, key: x[key], array_index_shapes),
     OpCase("take", tg.take, np.take, take_shapes),

@@ -16,6 +16,8 @@ from .gradcheck import gradcheck
 from .ops import (
     abs,
     add,
+    all,
+    any,
     arange,
     astype,
     broadcast_to,
@@ -75,6 +77,7 @@ from .ops import (
     take,
     tan,
     tanh,
+    tensor,
     trace,
     transpose,
     var,
@@ -83,7 +86,7 @@ from .ops import (
     zeros_like,
 )  # fmt: skip
 from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
-from .tensor import Tensor, tensor
+from .tensor import Tensor
 
 __version__ = "0.1.0"
 
@@ -102,11 +105,11 @@ __all__ = [
     # compiling
     "jit",
     # ops
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
-    "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal", "less",
-    "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum",
-    "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer", "power", "prod",
-    "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax", "softplus", "split",
-    "sqrt", "square", "squeeze", "stack", "subtract", "sum", "take", "tan", "tanh", "trace",
-    "transpose", "var", "where",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum",
+    "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater", "greater_equal",
+    "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer", "power", "prod", "relu",
+    "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax", "softplus", "split", "sqrt",
+    "square", "squeeze", "stack", "subtract", "sum", "take", "tan", "tanh", "trace", "transpose",
+    "var", "where",
 ]  # fmt: skip

@@ -17,6 +17,8 @@ __all__ = [
     "NumericalError",
     "GradcheckError",
     "TracingError",
+    "TracerConversionError",
+    "NumpyDispatchError",
 ]
 
 
@@ -58,3 +60,13 @@ class GradcheckError(TfgradError, AssertionError):
 
 class TracingError(TfgradError, RuntimeError):
     """:func:`tfgrad.jit` met something it cannot compile (Python control flow on traced values)."""
+
+
+class TracerConversionError(TfgradError, TypeError):
+    """A traced value (tracked by a tape, a forward-mode dual, a ``tfgrad.jit`` tracer) was
+    about to become a plain NumPy array, which would drop its derivative without a word."""
+
+
+class NumpyDispatchError(TfgradError, TypeError):
+    """A NumPy function or ufunc was called on a tensor, but tfgrad has no counterpart for it
+    (or for one of the arguments given), so it cannot run it and keep the derivative."""

@@ -23,7 +23,7 @@ import numpy as np
 
 from . import config
 from .backends.base import OpInfo
-from .errors import MissingRuleError, NumericalError
+from .errors import MissingRuleError, NumericalError, TracerConversionError
 from .tensor import Tensor, wrap
 
 __all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
@@ -59,6 +59,45 @@ class Tracer(Tensor):
         super().__init__(primal._data, primal._shape, primal._dtype, primal._backend)
         self.primal = primal
         self._trace = trace
+
+    # NumPy converts implicitly (np.asarray, a NumPy function tfgrad does not dispatch, a list
+    # of tensors), and so do math.exp(x) and np.float64(x) through __float__: the result would
+    # be a constant and the derivative would be lost without a word. (A tfgrad.jit tracer has
+    # no value to convert: its buffer raises TracingError.)
+    def __array__(self, dtype=None, copy=None):
+        if _differentiating(self):
+            raise self._conversion_error("a NumPy array")
+        return super().__array__(dtype, copy)
+
+    def __float__(self) -> float:
+        if self._dtype.is_floating and _differentiating(self):
+            raise self._conversion_error("a Python float")
+        return super().__float__()
+
+    def __complex__(self) -> complex:
+        if _differentiating(self):
+            raise self._conversion_error("a Python complex")
+        return complex(super().__float__())
+
+    def _conversion_error(self, target: str) -> TracerConversionError:
+        return TracerConversionError(
+            f"Cannot convert a {self._label()} (a value being differentiated) of shape "
+            f"{self._shape} and dtype {self._dtype.name} to {target}: the result would silently "
+            "stop depending on the inputs. Compute with tfgrad ops instead (NumPy functions and "
+            "ufuncs on tensors dispatch to them: np.sin(x), np.sum(x, axis=0)), or, to read the "
+            "values as constants with no derivative, call .numpy() or .item() explicitly (or "
+            "tfgrad.stop_gradient(x))."
+        )
+
+
+def _differentiating(x: Tensor) -> bool:
+    """Whether a trace that carries derivatives is still active on ``x`` (a finished tape or
+    jvp, or a tape inside ``stop_recording``, has nothing left to lose)."""
+    while isinstance(x, Tracer):
+        if x._trace.active and x._trace.carries_derivatives:
+            return True
+        x = x.primal
+    return False
 
 
 def full_lower(x: Tensor) -> Tensor:

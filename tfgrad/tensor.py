@@ -1,5 +1,6 @@
-"""Tensor: an immutable array value (buffer, shape, dtype, backend), and ``tensor`` to make one
-from data.
+"""Tensor: an immutable array value (buffer, shape, dtype, backend), and the internal
+constructor from data (the public :func:`tfgrad.tensor`, which also stacks lists of tensors,
+lives with the ops).
 
 This module imports no ops: the operators and methods that compute (``+``, ``x.sum()``, ``x[i]``,
 ...) are installed on :class:`Tensor` by :mod:`tfgrad.ops.tensor_methods`, as JAX attaches its
@@ -38,7 +39,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_shape", "_dtype", "_backend")
-    __array_priority__ = 1000  # NumPy defers to our reflected operators
+    # NumPy's __array_ufunc__ / __array_function__ are installed by tfgrad.ops.numpy_protocol
 
     def __init__(self, data: Any, shape: tuple[int, ...], dtype: DType, backend: Any):
         # Internal: users call tfgrad.tensor(...). `data` is a backend buffer.
@@ -139,13 +140,10 @@ def wrap(buf: Any, backend: Any) -> Tensor:
 
 
 def tensor(data: Any, dtype=None) -> Tensor:
-    """Make a Tensor from a Python number, nested lists, a NumPy array or a Tensor.
+    """Internal: a Tensor from data (a number, nested lists of numbers, a NumPy array).
 
-    The dtype follows NumPy (``tensor(1.0)`` is float64, ``tensor([1, 2])`` int64) unless given.
-
-    >>> import tfgrad as tg
-    >>> tg.tensor([[1, 2], [3, 4]], dtype="float32").shape
-    (2, 2)
+    The public :func:`tfgrad.tensor` (in ``ops``) also stacks lists that hold tensors; a list of
+    tensors being differentiated reaching this function raises TracerConversionError.
     """
     if isinstance(data, Tensor):
         return data if dtype is None else data.astype(dtype)

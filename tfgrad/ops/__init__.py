@@ -14,9 +14,12 @@ from . import (
     reduce,
     tensor_methods,  # noqa: F401  (installs Tensor's operators and methods)
 )
-from ._common import astype
+from ._common import astype, tensor
 from .composite import (
+    all,
+    any,
     clip,
+    linspace,
     log_softmax,
     logsumexp,
     mean,
@@ -29,7 +32,7 @@ from .composite import (
     stop_gradient,
     var,
 )  # fmt: skip
-from .creation import arange, eye, full, full_like, linspace, ones, ones_like, zeros, zeros_like
+from .creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
 from .elementwise import (
     abs,
     add,
@@ -71,17 +74,20 @@ from .movement import (
     take,
     transpose,
 )  # fmt: skip
+from .numpy_protocol import install as _install_numpy_protocol
 from .reduce import broadcast_to, cumsum, max, prod, sum, unbroadcast
 
+_install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
+
 __all__ = [
-    "abs", "add", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum", "diag",
-    "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem", "greater",
-    "greater_equal", "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer",
-    "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
-    "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract",
-    "sum", "take", "tan", "tanh", "trace", "transpose", "unbroadcast", "var", "where",
-    "arange", "eye", "full", "full_like", "linspace", "ones", "ones_like", "zeros", "zeros_like",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum",
+    "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem", "greater",
+    "greater_equal", "less", "less_equal", "linspace", "log", "log1p", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
+    "outer", "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
+    "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
+    "take", "tan", "tanh", "tensor", "trace", "transpose", "unbroadcast", "var", "where",
+    "arange", "eye", "full", "full_like", "ones", "ones_like", "zeros", "zeros_like",
     "PRIMITIVES", "BACKEND_OPS",
 ]  # fmt: skip
 

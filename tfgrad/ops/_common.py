@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -10,16 +10,72 @@ from ..backends.base import CAST
 from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import DtypeError, ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, tensor
+from ..tensor import Tensor
+from ..tensor import tensor as concrete_tensor  # from data only; the public one is below
 
 PYTHON_SCALARS = (bool, int, float)  # weak; NumPy scalars carry their dtype
 
 
 def as_tensor(x: Any, dtype: DType | None = None) -> Tensor:
-    """A Tensor from a Tensor, a NumPy array, a list or a Python scalar (cast to ``dtype``)."""
+    """A Tensor from a Tensor, a NumPy array, a list or a Python scalar (cast to ``dtype``).
+
+    Nested lists and tuples that hold tensors are stacked with tfgrad ops, so derivatives flow
+    through them (``[x, 2 * x]`` is ``stack([x, 2 * x])``).
+    """
     if isinstance(x, Tensor):
         return x if dtype is None or x.dtype is dtype else bind(cast_p, x, dtype=dtype.numpy)
-    return tensor(x, dtype)  # a scalar constant is a host-to-backend copy, not a kernel
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        shape_of(x)  # a ragged nesting fails here, before any stack is recorded on a tape
+        return _stack_nested(x, dtype if dtype is not None else dtype_of(x))
+    return concrete_tensor(x, dtype)  # a scalar constant is a host-to-backend copy, not a kernel
+
+
+def holds_tensor(x: Any) -> bool:
+    """Whether a (nested) list or tuple has a Tensor among its elements."""
+    return any(
+        isinstance(e, Tensor) or (isinstance(e, (list, tuple)) and holds_tensor(e)) for e in x
+    )
+
+
+def _nested_leaves(x: Any):
+    for e in x:
+        if isinstance(e, (list, tuple)):
+            yield from _nested_leaves(e)
+        else:
+            yield e
+
+
+def _stack_nested(x: Any, dtype: DType) -> Tensor:
+    if not (isinstance(x, (list, tuple)) and holds_tensor(x)):
+        return as_tensor(x, dtype)  # a tensor, or constants only: one host-to-backend copy
+    return _stack([_stack_nested(e, dtype) for e in x])
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    raise AssertionError("tfgrad.ops.movement installs stack here when it is imported")
+
+
+def install_stack(stack: Callable[[list[Tensor]], Tensor]) -> None:
+    """Called by :mod:`.movement` with its ``stack``: it builds on this module, so the lifting
+    of nested lists gets it this way and the imports point one way."""
+    global _stack
+    _stack = stack
+
+
+def tensor(data: Any, dtype: Any = None) -> Tensor:
+    """Make a Tensor from a Python number, nested lists, a NumPy array or a Tensor.
+
+    The dtype follows NumPy (``tensor(1.0)`` is float64, ``tensor([1, 2])`` int64) unless given.
+    Lists may hold tensors, also ones being differentiated: they are stacked, and derivatives
+    flow through (Python numbers among them are weak, as in arithmetic).
+
+    >>> import tfgrad as tg
+    >>> tg.tensor([[1, 2], [3, 4]], dtype="float32").shape
+    (2, 2)
+    >>> tg.grad(lambda x: tg.sum(tg.tensor([x, 2.0 * x])))(tg.tensor(1.0)).item()
+    3.0
+    """
+    return as_tensor(data, None if dtype is None else as_dtype(dtype))
 
 
 def dtype_of(x: Any) -> DType | Any:
@@ -30,7 +86,28 @@ def dtype_of(x: Any) -> DType | Any:
         return as_dtype(x.dtype)
     if isinstance(x, PYTHON_SCALARS):
         return x
-    return as_dtype(np.asarray(x).dtype) if isinstance(x, np.ndarray) else tensor(x).dtype
+    if isinstance(x, np.ndarray):
+        return as_dtype(x.dtype)
+    if isinstance(x, (list, tuple)) and holds_tensor(x):
+        return result_dtype(*(dtype_of(leaf) for leaf in _nested_leaves(x)))
+    return concrete_tensor(x).dtype
+
+
+def shape_of(x: Any) -> tuple[int, ...]:
+    """The shape ``x`` has as a tensor, found without converting it (nothing is recorded)."""
+    if isinstance(x, Tensor):
+        return x.shape
+    if not (isinstance(x, (list, tuple)) and holds_tensor(x)):
+        return tuple(np.shape(x))
+    shapes = [shape_of(e) for e in x]
+    if len(set(shapes)) > 1:
+        listed = ", ".join(str(s) for s in dict.fromkeys(shapes))
+        raise ShapeError(
+            f"tensor: a nested list of tensors must be rectangular, but its elements have "
+            f"shapes {listed}; give every element of a list the same shape (or stack and "
+            "concatenate explicitly)."
+        )
+    return (len(shapes),) + shapes[0]
 
 
 def to_float(x: Any, op: str) -> Tensor:
@@ -74,9 +151,9 @@ def _fast_pair(op: str, x: Any, y: Any, floating: bool) -> list[Tensor] | None:
                 return [x, y]
             return None
         if type(y) in _WEAK_NUMBERS and x._dtype.kind == "f":
-            return [x, tensor(y, x._dtype)]
+            return [x, concrete_tensor(y, x._dtype)]
     elif type(x) in _WEAK_NUMBERS and isinstance(y, Tensor) and y._dtype.kind == "f":
-        return [tensor(x, y._dtype), y]
+        return [concrete_tensor(x, y._dtype), y]
     return None
 
 
@@ -93,7 +170,7 @@ def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:
     if floating and not dt.is_floating:
         dt = float64
     # Shapes first: a failed op must not leave a cast of a tracked input on the tape.
-    broadcast_shapes(op, *(a.shape if isinstance(a, Tensor) else np.shape(a) for a in args))
+    broadcast_shapes(op, *(shape_of(a) for a in args))
     return [as_tensor(a, dt) for a in args]
 
 

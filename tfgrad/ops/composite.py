@@ -9,7 +9,8 @@ from typing import Any
 from ..errors import ShapeError
 from ..primitive import strip_derivatives
 from ..tensor import Tensor
-from ._common import as_tensor, normalize_axes, to_float
+from ._common import as_tensor, astype, broadcast_shapes, normalize_axes, promote_args, to_float
+from .creation import arange
 from .elementwise import (
     abs,
     equal,
@@ -20,16 +21,17 @@ from .elementwise import (
     maximum,
     minimum,
     multiply,
+    not_equal,
     subtract,
     tanh,
     where,
 )  # fmt: skip
-from .movement import squeeze
-from .reduce import max, sum
+from .movement import reshape, squeeze
+from .reduce import broadcast_to, max, sum
 
 __all__ = [
     "square", "relu", "sigmoid", "softplus", "clip", "mean", "var", "min", "logsumexp",
-    "softmax", "log_softmax", "stop_gradient",
+    "softmax", "log_softmax", "stop_gradient", "all", "any", "linspace",
 ]  # fmt: skip
 
 
@@ -97,7 +99,7 @@ def min(x: Any, axis=None, keepdims: bool = False) -> Tensor:
     """Smallest element over ``axis``; ties share the gradient equally."""
     x = as_tensor(x)
     axes = normalize_axes("min", axis, x.ndim)  # checked before -x is recorded on a tape
-    if any(x.shape[a] == 0 for a in axes):
+    if 0 in (x.shape[a] for a in axes):  # (the builtin any is shadowed here)
         raise ShapeError(
             f"min: cannot reduce a zero-size axis (shape {x.shape}, axis {axis}); "
             "the minimum of nothing is undefined."
@@ -126,3 +128,63 @@ def softmax(x: Any, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed stably."""
     x = to_float(x, "softmax")
     return exp(log_softmax(x, axis))
+
+
+def all(x: Any, axis=None, keepdims: bool = False) -> Tensor:
+    """Whether every element over ``axis`` is true (non-zero; NaN counts as true), as
+    ``numpy.all``. A bool tensor: there is nothing to differentiate.
+
+    >>> import tfgrad as tg
+    >>> tg.all(tg.tensor([[1.0, 0.0], [2.0, 3.0]]), axis=1).numpy()
+    array([False,  True])
+    """
+    x = as_tensor(x)
+    return equal(sum(equal(x, 0), axis, keepdims), 0)
+
+
+def any(x: Any, axis=None, keepdims: bool = False) -> Tensor:
+    """Whether some element over ``axis`` is true (non-zero; NaN counts as true), as
+    ``numpy.any``. A bool tensor: there is nothing to differentiate.
+
+    >>> import tfgrad as tg
+    >>> bool(tg.any(tg.tensor([0.0, -2.0])))
+    True
+    """
+    x = as_tensor(x)
+    return greater(sum(not_equal(x, 0), axis, keepdims), 0)
+
+
+def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, dtype=None) -> Tensor:
+    r"""``num`` evenly spaced values from ``start`` to ``stop``, as ``numpy.linspace``.
+
+    Value :math:`i` is :math:`\text{start} + i \, (\text{stop} - \text{start}) / d` with
+    :math:`d = \text{num} - 1` (:math:`\text{num}` without the endpoint), computed in NumPy's
+    order of operations; the last value is ``stop`` exactly. The endpoints may be tensors
+    (broadcast together; the values run along a new first axis), and derivatives flow to them:
+    :math:`\partial y_i / \partial\,\text{start} = 1 - i/d`,
+    :math:`\partial y_i / \partial\,\text{stop} = i/d`.
+
+    >>> import tfgrad as tg
+    >>> tg.linspace(0.0, 1.0, 5).numpy()
+    array([0.  , 0.25, 0.5 , 0.75, 1.  ])
+    >>> w = tg.arange(1.0, 6.0)
+    >>> f = lambda a, b: tg.sum(tg.linspace(a, b, 5) * w)
+    >>> [g.item() for g in tg.grad(f, argnums=(0, 1))(tg.tensor(1.2), tg.tensor(3.4))]
+    [5.0, 10.0]
+    """
+    num = int(num)
+    if num < 0:
+        raise ShapeError(f"linspace: num must be non-negative, got {num}.")
+    # NumPy computes in the endpoints' floating dtype and casts to ``dtype`` at the end.
+    start, stop = promote_args("linspace", start, stop, floating=True)
+    shape = (num,) + broadcast_shapes("linspace", start.shape, stop.shape)
+    along = (num,) + (1,) * (len(shape) - 1)  # the new first axis, against the endpoints
+    out = reshape(arange(num, dtype=start.dtype), along)
+    divisions = num - 1 if endpoint else num
+    if divisions > 0:
+        out = out * ((stop - start) / divisions) + start
+    else:  # num is 0 or 1: nothing, or just start
+        out = broadcast_to(out + start, shape)
+    if endpoint and num > 1:
+        out = where(reshape(equal(arange(num), num - 1), along), stop, out)
+    return out if dtype is None else astype(out, dtype)

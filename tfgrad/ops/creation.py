@@ -1,6 +1,7 @@
 """Creation: tensors made from a shape and a few numbers (``zeros``, ``arange``, ``eye``, ...)
 and the random draws of :mod:`tfgrad.random`. Their primitives take no inputs, so what they
-make is a constant for every transformation."""
+make is a constant for every transformation. (``linspace``, differentiable in its endpoints,
+is a composite: :mod:`.composite`.)"""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ from typing import Sequence
 import numpy as np
 
 from ..backends.base import CREATION
-from ..dtypes import DType, as_dtype, float64, int64, result_dtype
+from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
-from .elementwise import equal, where
 
 __all__ = [
-    "full", "zeros", "ones", "full_like", "zeros_like", "ones_like", "arange", "linspace", "eye",
-    "shape_tuple",
+    "full", "zeros", "ones", "full_like", "zeros_like", "ones_like", "arange", "eye", "shape_tuple",
 ]  # fmt: skip
 
 full_p = Primitive("full", 0, family=CREATION)
@@ -77,20 +76,6 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype=None)
     n = max(0, math.ceil((stop - start) / step))
     dt = as_dtype(dtype) if dtype is not None else result_dtype(start, stop, step)
     return _arange(start, step, n, dt)
-
-
-def linspace(start: float, stop: float, num: int = 50, endpoint: bool = True, dtype=None) -> Tensor:
-    """``num`` evenly spaced values from ``start`` to ``stop``, as ``numpy.linspace``."""
-    if num < 0:
-        raise ShapeError(f"linspace: num must be non-negative, got {num}.")
-    div = (num - 1) if endpoint else num
-    step = (stop - start) / div if div > 0 else 0.0
-    dt = as_dtype(dtype) if dtype is not None else float64
-    out = _arange(start, step, num, dt)
-    if endpoint and num > 1:  # make the last value exactly `stop`, as NumPy does
-        last = equal(arange(num, dtype=int64), num - 1)
-        out = where(last, full((), stop, dt), out)
-    return out
 
 
 def eye(n: int, m: int | None = None, k: int = 0, dtype=float64) -> Tensor:

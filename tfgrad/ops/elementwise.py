@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..backends.base import COMPARISON, ELEMENTWISE, TRANSCENDENTAL
 from ..errors import DtypeError
 from ..primitive import Primitive, Tracer, bind
 from ..tensor import Tensor
-from ._common import as_tensor, check_broadcast, promote_args, to_float
+from ._common import as_tensor, check_broadcast, promote_args, shape_of, to_float
 
 __all__ = [
     "negative", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs",
@@ -154,14 +152,21 @@ def _constant_value(v: Tensor) -> Any:
 
 
 def _pow_dx(x, y):
-    """d(x ** y)/dx = y * x**(y - 1), with the y == 0 case pinned to 0 (0 * 0**-1 would be NaN).
+    """d(x ** y)/dx = y * x**(y - 1).
 
-    For a constant exponent (x ** 2, and the x ** 1 of its derivative) the case is decided here,
-    which leaves the number 0 for y = 0, 1 for y = 1 (x ** 0 is 1, even for NaN) and y * x for
-    y = 2 (x ** 1 is x): the same values in fewer ops, on every tape and in every batched push."""
+    For a constant exponent (x ** 2, and the x ** 1 of its derivative) the cases are decided
+    here, which leaves the number 0 for y = 0 (x ** 0 is the constant 1), 1 for y = 1 (x ** 0 is
+    1, even for NaN) and y * x for y = 2 (x ** 1 is x): the same values in fewer ops, on every
+    tape and in every batched push."""
     e = _constant_value(y)
     if e is None:
-        return where(equal(y, 0), 0.0, y * power(x, y - 1))
+        # NOTE: at x == 0 with y == 0 the formula is 0 * inf = NaN, though x**0 is the constant
+        # 1 (derivative 0). The base is replaced by 1 at exactly those points, so no infinite
+        # branch is computed there (a where over an infinite branch still gives NaN one order
+        # up: its zero cotangent meets the infinity), and everywhere else the formula is
+        # untouched, so its derivatives in x and y (1/x at y == 0) stay right to every order.
+        both_zero = where(equal(y, 0), equal(x, 0), False)
+        return y * power(where(both_zero, 1.0, x), y - 1)
     if e in (0.0, 1.0):
         return float(e)
     return y * x if e == 2.0 else y * power(x, y - 1)
@@ -280,7 +285,7 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     from ..dtypes import bool_
 
     c = as_tensor(condition, bool_)
-    shapes = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, y))
+    shapes = (shape_of(v) for v in (x, y))
     check_broadcast("where", c.shape, *shapes)  # before promote_args records any cast
     x, y = promote_args("where", x, y)
     return bind(where_p, c, x, y)

@@ -18,7 +18,7 @@ from ..backends.base import INDEXING, MOVEMENT
 from ..errors import ShapeError
 from ..primitive import Primitive, Tracer, bind
 from ..tensor import Tensor, tensor
-from ._common import as_tensor, normalize_axes, promote_args_nobroadcast
+from ._common import as_tensor, install_stack, normalize_axes, promote_args_nobroadcast, shape_of
 from .creation import zeros
 from .elementwise import add, add_p
 
@@ -200,6 +200,9 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     return concatenate([expand_dims(t, axis) for t in tensors], axis)
 
 
+install_stack(stack)  # nested lists of tensors, wherever an op takes an array-like
+
+
 def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Split into pieces along ``axis``, as ``numpy.split``."""
     x = as_tensor(x)
@@ -326,7 +329,7 @@ def scatter_add(x: Any, indices: Any, updates: Any, axis: int = 0) -> Tensor:
     ``updates`` has ``x``'s shape with axis ``axis`` replaced by ``indices``' shape.
     """
     # Shapes are checked before promotion, so a failed call records no cast on a tape.
-    x_shape, u_shape = (v.shape if isinstance(v, Tensor) else np.shape(v) for v in (x, updates))
+    x_shape, u_shape = shape_of(x), shape_of(updates)
     (axis,) = normalize_axes("scatter_add", axis, len(x_shape))
     idx = _index_tensor("scatter_add", indices, x_shape[axis])
     expected = x_shape[:axis] + idx.shape + x_shape[axis + 1 :]

@@ -121,7 +121,8 @@ class KernelTables:
     scalar math by ``scalar_entry(op)``, and a bare name (or an :class:`OpInfo` without a
     family) by whichever table holds it; it returns the entry with the op's :class:`OpInfo`
     (made from its table for a bare name).
-    Answers are cached: an :class:`OpInfo` is looked up once per backend.
+    Answers are cached in :attr:`found` (keyed by :class:`OpInfo` or name): a hot path reads
+    ``found.get(op)`` first, one dict lookup, and calls :meth:`find` only on a miss.
     """
 
     def __init__(
@@ -133,25 +134,25 @@ class KernelTables:
         self.backend = backend
         self.tables = tables
         self._scalar_entry = scalar_entry
-        self._found: dict[Any, tuple[OpInfo, Any]] = {}
+        self.found: dict[Any, tuple[OpInfo, Any]] = {}
         for family, table in tables.items():
             for name, entry in table.items():
-                self._found[name] = (OpInfo(name, None, family), entry)
+                self.found[name] = (OpInfo(name, None, family), entry)
 
     def find(self, op: OpInfo | str) -> tuple[OpInfo, Any]:
-        found = self._found.get(op)
+        found = self.found.get(op)
         if found is not None:
             return found
         if isinstance(op, OpInfo):
             if op.family is None:  # declared by name only: whichever table holds the name
-                found = self._found.get(op.name)
+                found = self.found.get(op.name)
             elif op.scalar is not None and self._scalar_entry is not None:
                 found = (op, self._scalar_entry(op))
             else:
                 entry = self.tables.get(op.family, {}).get(op.name)
                 found = None if entry is None else (op, entry)
             if found is not None:
-                self._found[op] = found
+                self.found[op] = found
                 return found
         name = op.name if isinstance(op, OpInfo) else op
         family = op.family if isinstance(op, OpInfo) else None

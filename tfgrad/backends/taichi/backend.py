@@ -147,7 +147,7 @@ class TaichiBackend(Buffers):
     def run(self, op: base.OpInfo | str, *bufs: Any, **params: Any) -> Any:
         """Run ``op`` (see :mod:`tfgrad.backends.base`) with the implementation the dispatch
         policy picks for its family, dtype and size."""
-        op, entry = KERNELS.find(op)
+        op, entry = KERNELS.found.get(op) or KERNELS.find(op)
         chosen = self.policy.choose(op, bufs, params) if self.policy.table else TAICHI
         self._last[op.name] = chosen
         if chosen != TAICHI:  # "numpy" and "blas" both run the reference backend's function

@@ -89,15 +89,6 @@ THRESHOLDS = _load_thresholds()
 BOOL = np.dtype(np.bool_)
 
 
-def _data_dtype(bufs: tuple, params: dict) -> np.dtype:
-    """The dtype the op computes in: a creation op's parameter, else its first input, or the
-    second where the first is a bool mask (where's condition)."""
-    if not bufs:
-        return np.dtype(params["dtype"])
-    dtype = bufs[0].dtype
-    return bufs[1].dtype if dtype == BOOL and len(bufs) > 1 else dtype
-
-
 def _size(bufs: tuple, params: dict) -> int:
     """The elements an op touches, as the calibration counts them: its largest array, the
     output shape a parameter gives included (creation ops, broadcast_to)."""
@@ -147,7 +138,15 @@ class Policy:
         rules = self.table.get(family) or (self.checked.get(family) if indices_checked else None)
         if not rules:
             return TAICHI
-        rule = rules.get(_data_dtype(bufs, params))
+        # The dtype the op computes in: its first input, or the second where the first is a bool
+        # mask (where's condition); a creation op's parameter.
+        if bufs:
+            dtype = bufs[0].dtype
+            if dtype == BOOL and len(bufs) > 1:
+                dtype = bufs[1].dtype
+        else:
+            dtype = np.dtype(params["dtype"])
+        rule = rules.get(dtype)
         if rule is None:
             return TAICHI
         if rule == BLAS:

@@ -11,10 +11,8 @@ from hypothesis import strategies as st
 from op_table import OPS, OpCase
 
 import tfgrad as tg
-import tfgrad.batching
-from tfgrad.batching import BATCHED_JVPS, ELEMENTWISE
 from tfgrad.errors import ShapeError
-from tfgrad.extend import Primitive, bind
+from tfgrad.extend import ELEMENTWISE, OpInfo, Primitive, bind
 
 B = 3
 
@@ -288,7 +286,7 @@ scaled_p.jvp_all = lambda ts, ans, x, y: None if ts[0] is None else ts[0] * 2.0
 
 
 def test_a_custom_primitive_falls_back_to_its_own_rules(backend):
-    assert cube_p not in BATCHED_JVPS and cube_p not in ELEMENTWISE
+    assert cube_p.batched_jvp is None and cube_p.family is None
 
     def f(x):
         return tg.sum(bind(scaled_p, bind(cube_p, x), x) * tg.sin(x))
@@ -307,7 +305,7 @@ def test_a_custom_primitive_falls_back_to_its_own_rules(backend):
 
 
 def test_a_custom_elementwise_primitive_can_join_the_batched_rules(backend, monkeypatch):
-    monkeypatch.setattr(tg.batching, "ELEMENTWISE", tg.batching.ELEMENTWISE | {cube_p})
+    monkeypatch.setattr(cube_p, "op", OpInfo(cube_p.name, 1, ELEMENTWISE))
     shapes, rule = [], cube_p.jvps[0]
 
     def spy(t, ans, x):

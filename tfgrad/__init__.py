@@ -18,6 +18,7 @@ from .ops import (
     add,
     all,
     any,
+    arange,
     astype,
     broadcast_to,
     clip,
@@ -31,6 +32,9 @@ from .ops import (
     exp,
     expand_dims,
     expm1,
+    eye,
+    full,
+    full_like,
     greater,
     greater_equal,
     less,
@@ -49,6 +53,8 @@ from .ops import (
     multiply,
     negative,
     not_equal,
+    ones,
+    ones_like,
     outer,
     power,
     prod,
@@ -76,19 +82,11 @@ from .ops import (
     transpose,
     var,
     where,
-)  # fmt: skip
-from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
-from .tensor import (
-    Tensor,
-    arange,
-    eye,
-    full,
-    full_like,
-    ones,
-    ones_like,
     zeros,
     zeros_like,
 )  # fmt: skip
+from .tape import GradientTape, Record, TapeEvent, TrackedTensor, name_scope
+from .tensor import Tensor
 
 __version__ = "0.1.0"
 

@@ -12,11 +12,12 @@ from typing import Any, Callable, Sequence
 
 from .errors import DtypeError, ShapeError
 from .forward import forward_pass
-from .ops import concatenate, reshape, stack, transpose
+from .ops import concatenate, eye, reshape, stack, transpose, zeros
 from .ops._common import as_tensor
 from .primitive import Tracer
+from .replay import push_tangents
 from .tape import GradientTape
-from .tensor import Tensor, eye, zeros
+from .tensor import Tensor
 from .tree import tree_flatten, tree_map, tree_unflatten
 
 __all__ = [
@@ -203,7 +204,7 @@ _FWD_CHUNK_ELEMENTS = 1 << 22
 def _jac_forward(f_x, x, chunk_size: int | None = None):
     """Forward mode, one basis tangent per input element. ``f`` is evaluated once, on a tape,
     and the basis tangents are pushed through the recorded ops with their JVP rules
-    (:meth:`GradientTape.push_tangents`), ``chunk_size`` of them per pass with a batch axis
+    (:func:`tfgrad.replay.push_tangents`), ``chunk_size`` of them per pass with a batch axis
     (all of them in one pass unless the tape is large); ``chunk_size=1`` pushes them one by
     one. Either way the tangents are those a fresh ``jvp`` per column would give, without
     re-running ``f`` each time (where ``f`` is itself a gradient, as in ``hessian``)."""
@@ -220,17 +221,17 @@ def _jac_forward(f_x, x, chunk_size: int | None = None):
     if chunk_size == 1:
         cols = []
         for e in _basis(x.shape, x.dtype):
-            t = tape.push_tangents({tracked.variable: e}).get(out_var)
+            t = push_tangents(tape, {tracked.variable: e}).get(out_var)
             cols.append(zeros(out_value.shape, out_value.dtype) if t is None else t)
         return reshape(stack(cols, axis=-1), out_value.shape + x.shape)
     if chunk_size is None:
-        widest = max([n, out_value.size] + [r._ans.size for r in tape.records])
+        widest = max([n, out_value.size] + [r.ans.size for r in tape.records])
         chunk_size = max(1, _FWD_CHUNK_ELEMENTS // widest)
     blocks = []
     for start in range(0, n, chunk_size):
         b = min(chunk_size, n - start)
         basis = reshape(eye(b, n, k=start, dtype=x.dtype), (b,) + x.shape)  # rows start..+b
-        t = tape.push_tangents({tracked.variable: basis}, batch=b, keep=(out_var,)).get(out_var)
+        t = push_tangents(tape, {tracked.variable: basis}, batch=b, keep=(out_var,)).get(out_var)
         blocks.append(zeros((b,) + out_value.shape, out_value.dtype) if t is None else t)
     cols = blocks[0] if len(blocks) == 1 else concatenate(blocks)  # (n, *out)
     cols = transpose(cols, tuple(range(1, cols.ndim)) + (0,))

@@ -3,6 +3,10 @@
 One forward pass gives J·v for a tangent ``v`` (true forward mode, not two reverse passes).
 Because JVP rules are tfgrad ops, forward mode composes with tapes in any order: ``jvp`` of a
 ``grad`` is forward-over-reverse, the exact Hessian-vector product.
+
+:func:`output_tangent` is the one place that applies a primitive's JVP rules; the same rules
+replay over a recorded tape (:mod:`tfgrad.replay`) and push batches of tangents
+(:mod:`tfgrad.batching`).
 """
 
 from __future__ import annotations
@@ -10,12 +14,47 @@ from __future__ import annotations
 from typing import Sequence
 
 from .errors import DtypeError, ShapeError
-from .ops import add, astype, broadcast_to
+from .ops import add, astype, broadcast_to, zeros
 from .ops._common import as_tensor
 from .primitive import Primitive, Trace, Tracer, bind
-from .tensor import Tensor, zeros
+from .tensor import Tensor
 
-__all__ = ["DualTensor", "ForwardTrace", "forward_pass"]
+__all__ = ["DualTensor", "ForwardTrace", "forward_pass", "output_tangent"]
+
+
+def output_tangent(
+    prim: Primitive, tangents: list, ans: Tensor, primals: tuple, params: dict
+) -> Tensor | None:
+    """The output tangent of one application of ``prim`` (``None`` for zero), from the input
+    tangents (``None`` where an input has none): the sum of the primitive's per-input JVP rules,
+    its ``jvp_all`` over all inputs, or, for a linear primitive without rules, the primitive
+    itself applied to the tangents (a zero for an input without one; index inputs as they
+    are)."""
+    if prim.jvp_all is not None:
+        return prim.jvp_all(tangents, ans, *primals, **params)
+    if prim.jvps is None and prim.linear:
+        return _linear_jvp(prim, tangents, primals, params)
+    out = None
+    for i, t in enumerate(tangents):
+        if t is None:
+            continue
+        term = prim.jvp_rule(i)(t, ans, *primals, **params)
+        if term is not None:
+            out = term if out is None else add(out, term)
+    return out
+
+
+def _linear_jvp(prim: Primitive, tangents: list, primals: tuple, params: dict) -> Tensor | None:
+    # f linear in its floating inputs: df = f(dx, dy, ...)
+    given = [t for t in tangents if t is not None]
+    if not given:
+        return None
+    dtype = given[0].dtype
+    args = [
+        t if t is not None else zeros(p.shape, dtype) if p.dtype.is_floating else p
+        for t, p in zip(tangents, primals)
+    ]
+    return bind(prim, *args, **params)
 
 
 class DualTensor(Tracer):
@@ -46,16 +85,7 @@ class ForwardTrace(Trace):
         ans = bind(prim, *primals, **params)
         if not ans.dtype.is_floating:
             return ans
-        if prim.jvp_all is not None:
-            tangent = prim.jvp_all(tangents, ans, *primals, **params)
-        else:
-            tangent = None
-            for i, t in enumerate(tangents):
-                if t is None:
-                    continue
-                term = prim.jvp_rule(i)(t, ans, *primals, **params)
-                if term is not None:
-                    tangent = term if tangent is None else add(tangent, term)
+        tangent = output_tangent(prim, tangents, ans, primals, params)
         if tangent is None:
             return ans
         tangent = as_tensor(tangent)

@@ -1,7 +1,8 @@
 """Primitives and how they are applied: ``bind``, the one entry point of every op.
 
-A :class:`Primitive` is one record: its forward (a backend kernel), one VJP rule and one JVP rule
-per input. Rules are written in tfgrad ops, so they are differentiable again.
+A :class:`Primitive` is one record: its name, arity, family and linearity, its forward (a backend
+kernel), one VJP rule and one JVP rule per input. Rules are written in tfgrad ops, so they are
+differentiable again.
 
 Derivatives come from *traces* (JAX's design, HIPS autograd's boxes). Each active transformation
 (a :class:`~tfgrad.GradientTape` recording, a ``jvp`` in progress) is a :class:`Trace` with a
@@ -21,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import config
+from .backends.base import OpInfo
 from .errors import MissingRuleError, NumericalError, TracerConversionError
 from .tensor import Tensor, wrap
 
@@ -144,7 +146,7 @@ def _check_numerics(prim: Primitive, args: list, out: Tensor) -> None:
             return True
         return bool(np.isfinite(np.asarray(t.numpy(), dtype=np.float64)).all())
 
-    if all(finite(a) for a in args) and not finite(out):
+    if args and all(finite(a) for a in args) and not finite(out):
         shapes = ", ".join(str(a.shape) for a in args)
         raise NumericalError(
             f"{prim.name} turned finite inputs of shapes {shapes} into NaN/inf (output shape "
@@ -154,30 +156,71 @@ def _check_numerics(prim: Primitive, args: list, out: Tensor) -> None:
 
 
 class Primitive:
-    """A differentiable op: forward, per-input VJP and JVP rules, in one place.
+    """A differentiable op: every fact about it in one place.
 
-    ``vjps[i](g, ans, *inputs, **params)`` returns the cotangent of input ``i`` (output-shaped is
-    fine: the tape sums broadcast axes away); ``jvps[i](t, ans, *inputs, **params)`` returns
-    input ``i``'s contribution to the output tangent. A rule may return ``None`` for zero.
-    Variadic primitives (``concatenate``) give ``vjp_all``/``jvp_all`` over all inputs instead.
+    ``Primitive(name, n_in, family=..., linear=...)`` declares its name, how many inputs it
+    takes (``None``: any number), its family (one of :data:`tfgrad.backends.base.FAMILIES`:
+    ``"elementwise"``, ``"transcendental"``, ``"reduction"``, ...; ``None`` for an op only its
+    own Python forward can run) and whether it is linear in its floating inputs. These travel to
+    the backends as :attr:`op`, a plain :class:`~tfgrad.backends.base.OpInfo`: the backend's
+    kernel tables, its dispatch policy, ``tfgrad.jit``'s fusion and batched forward mode read
+    them from there.
+
+    Its forward is the backend's kernel for :attr:`op`, unless ``def_impl`` gives a Python one
+    (on tensors) or ``def_scalar`` the math of one element of a pointwise op, which every
+    backend compiles. ``vjps[i](g, ans, *inputs, **params)`` returns the cotangent of input
+    ``i`` (output-shaped is fine: the tape sums broadcast axes away); ``jvps[i](t, ans, *inputs,
+    **params)`` returns input ``i``'s contribution to the output tangent. A rule may return
+    ``None`` for zero. Variadic primitives (``concatenate``) give ``vjp_all``/``jvp_all`` over
+    all inputs instead. A linear primitive needs no JVP rule: its tangent is the primitive
+    applied to the input tangents (see :func:`tfgrad.forward.output_tangent`).
+    ``batched_jvp`` is forward mode for a batch of tangents at once, needed only by a
+    primitive that names axes, shapes or indices (a pointwise one batches by its JVP rules).
     """
 
-    def __init__(self, name: str, backend_op: str | None = None, linear: bool = False):
+    def __init__(
+        self, name: str, n_in: int | None = None, *, family: str | None = None, linear: bool = False
+    ):
         self.name = name
-        self.backend_op = backend_op or name
+        self.op = OpInfo(name, n_in, family)
         self.linear = linear
         self.impl: Callable[..., Tensor] = self._run_backend
         self.vjps: tuple[Callable | None, ...] | None = None
         self.jvps: tuple[Callable | None, ...] | None = None
         self.vjp_all: Callable | None = None
         self.jvp_all: Callable | None = None
+        self.batched_jvp: Callable | None = None
+        self.simplify: Callable | None = None
+
+    @property
+    def family(self) -> str | None:
+        return self.op.family
+
+    @property
+    def n_in(self) -> int | None:
+        return self.op.arity
+
+    @property
+    def on_backend(self) -> bool:
+        """Whether the forward is a backend kernel (no Python ``def_impl``)."""
+        return self.impl == self._run_backend
 
     def _run_backend(self, *args: Tensor, **params: Any) -> Tensor:
         backend = config.current_backend()
-        return wrap(backend.run(self.backend_op, *(a._data for a in args), **params), backend)
+        return wrap(backend.run(self.op, *(a._data for a in args), **params), backend)
 
     def def_impl(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+        """A Python forward on tensors (it replaces the backend kernel)."""
         self.impl = fn
+        return fn
+
+    def def_scalar(self, fn: Callable) -> Callable:
+        """The math of one element of a pointwise primitive, written with Python's arithmetic
+        operators and ``abs`` only (so it means the same on a NumPy array and in a compiled
+        kernel); every backend runs the primitive from it, and ``tfgrad.jit`` fuses it. ``fn``
+        is a ``def`` at a module's top level (Taichi reads its source)."""
+        self.op = OpInfo(self.name, self.op.arity, self.op.family, scalar=fn)
+        self.impl = self._run_backend
         return fn
 
     def defvjp(self, *rules: Callable | None) -> None:
@@ -185,6 +228,19 @@ class Primitive:
 
     def defjvp(self, *rules: Callable | None) -> None:
         self.jvps = rules
+
+    def def_batched_jvp(self, rule: Callable) -> Callable:
+        """``rule(tangents, ans, *inputs, batch=B, **params)``: the output's tangent for
+        tangents with a leading batch axis of ``B`` (see :mod:`tfgrad.batching`)."""
+        self.batched_jvp = rule
+        return rule
+
+    def def_simplify(self, rule: Callable) -> Callable:
+        """``rule(out, *inputs, **params)``: the index of the input this application returns
+        unchanged, or ``None``. ``inputs`` are constant Tensors, or values known only when the
+        program runs (with ``shape`` and ``dtype``); ``tfgrad.jit`` drops such applications."""
+        self.simplify = rule
+        return rule
 
     def vjp_rule(self, i: int) -> Callable:
         if self.vjps is None or i >= len(self.vjps) or self.vjps[i] is None:

@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from . import config
 from .dtypes import as_dtype, float64
 from .errors import DtypeError
-from .tensor import Tensor, _shape_tuple
+from .ops.creation import random_normal_p, random_uniform_p, shape_tuple
+from .primitive import Primitive, bind
+from .tensor import Tensor
 
 __all__ = ["Generator"]
 
@@ -30,26 +31,27 @@ class Generator:
         self.seed = int(seed)
         self.counter = 0
 
-    def _draw(self, op: str, shape, dtype, words_per_value: int) -> Tensor:
-        shape = _shape_tuple(shape)
+    def _draw(self, prim: Primitive, shape, dtype, words_per_value: int) -> Tensor:
+        shape = shape_tuple(shape)
         dt = as_dtype(dtype)
         if not dt.is_floating:
-            raise DtypeError(f"random: {op} draws floats; got dtype {dt.name}.")
-        backend = config.current_backend()
-        buf = backend.run(op, shape=shape, seed=self.seed, counter=self.counter, dtype=dt.numpy)
+            raise DtypeError(f"random: {prim.name} draws floats; got dtype {dt.name}.")
+        out = bind(prim, shape=shape, seed=self.seed, counter=self.counter, dtype=dt.numpy)
         self.counter += words_per_value * math.prod(shape)
-        return Tensor(buf, shape, dt, backend)
+        return out
 
-    def uniform(self, shape: int | Sequence[int] = (), low: float = 0.0, high: float = 1.0,
-                dtype=float64) -> Tensor:  # fmt: skip
+    def uniform(
+        self, shape: int | Sequence[int] = (), low: float = 0.0, high: float = 1.0, dtype=float64
+    ) -> Tensor:
         """Uniform draws in ``[low, high)``."""
-        u = self._draw("random_uniform", shape, dtype, 1)
+        u = self._draw(random_uniform_p, shape, dtype, 1)
         return u if (low, high) == (0.0, 1.0) else low + (high - low) * u
 
-    def normal(self, shape: int | Sequence[int] = (), mean: float = 0.0, std: float = 1.0,
-               dtype=float64) -> Tensor:  # fmt: skip
+    def normal(
+        self, shape: int | Sequence[int] = (), mean: float = 0.0, std: float = 1.0, dtype=float64
+    ) -> Tensor:
         """Normal draws with the given mean and standard deviation."""
-        z = self._draw("random_normal", shape, dtype, 2)
+        z = self._draw(random_normal_p, shape, dtype, 2)
         return z if (mean, std) == (0.0, 1.0) else mean + std * z
 
     def __repr__(self) -> str:

@@ -4,7 +4,8 @@ The tape is plain data (``tape.records``), and observers (``tape.observe``) see 
 swept as it happens, which is what the live widgets draw. The sweep walks the records in reverse
 creation order (creation order is a topological order), so it is iterative, visits nodes
 deterministically, and calls one accumulate helper; broadcast axes are summed away in one place
-(:func:`tfgrad.ops.unbroadcast`).
+(:func:`tfgrad.ops.unbroadcast`). Forward mode over the recorded records
+(``tape.push_tangents``) is :mod:`tfgrad.replay`'s.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from . import config
-from .batching import batched_jvp
 from .errors import DtypeError, ShapeError, TapeError
-from .ops import add, astype, broadcast_to, unbroadcast
+from .ops import add, astype, broadcast_to, ones, unbroadcast
 from .ops._common import as_tensor, broadcast_shapes
 from .primitive import Primitive, Trace, Tracer, bind, full_lower
-from .tensor import Tensor, ones
+from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "name_scope"]
@@ -57,15 +57,38 @@ class Record:
     the id of the result, ``implementation`` what ran its forward (``"taichi"``, ``"numpy"``,
     ``"blas"``), ``scope`` the enclosing :func:`name_scope` names. After a sweep, ``adjoint``
     holds the cotangent that reached the output (``None`` if the sweep did not pass through).
-    Shapes and dtypes are read from the values the record keeps for its rules.
+    ``primitive``, ``primals`` and ``ans`` are what the rules receive: the primitive, its input
+    values and its output, as tensors (possibly tracers of an enclosing transformation).
+    Shapes and dtypes are read from them.
     """
 
     # A plain class with slots: one is made per recorded op, so construction is kept cheap.
-    __slots__ = ("index", "op", "inputs", "output", "params", "implementation", "scope",
-                 "_prim", "_primals", "_ans", "_adjoint")  # fmt: skip
+    __slots__ = (
+        "index",
+        "op",
+        "inputs",
+        "output",
+        "params",
+        "implementation",
+        "scope",
+        "_prim",
+        "_primals",
+        "_ans",
+        "_adjoint",
+    )
 
-    def __init__(self, index: int, prim: Primitive, inputs: tuple, output: int, params: dict,
-                 implementation: str, scope: str, primals: tuple, ans: Tensor):  # fmt: skip
+    def __init__(
+        self,
+        index: int,
+        prim: Primitive,
+        inputs: tuple,
+        output: int,
+        params: dict,
+        implementation: str,
+        scope: str,
+        primals: tuple,
+        ans: Tensor,
+    ):
         self.index = index
         self.op = prim.name
         self.inputs = inputs
@@ -77,6 +100,18 @@ class Record:
         self._primals = primals
         self._ans = ans
         self._adjoint: Tensor | None = None
+
+    @property
+    def primitive(self) -> Primitive:
+        return self._prim
+
+    @property
+    def primals(self) -> tuple[Tensor, ...]:
+        return self._primals
+
+    @property
+    def ans(self) -> Tensor:
+        return self._ans
 
     @property
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -233,6 +268,11 @@ class GradientTape(Trace):
             self._emit(TapeEvent("watch", self.id, leaf=leaf))
         return TrackedTensor(self, x, leaf.variable)
 
+    def sources(self) -> list[TrackedTensor]:
+        """The watched values as tracked tensors, in watch order (to pass as ``sources`` to
+        :meth:`gradient` when the computation that watched them is gone)."""
+        return [TrackedTensor(self, leaf._value, leaf.variable) for leaf in self.leaves]
+
     @contextlib.contextmanager
     def stop_recording(self) -> Iterator[None]:
         """Compute inside this block without recording (tracked values act as constants)."""
@@ -261,7 +301,7 @@ class GradientTape(Trace):
             tuple(variables),
             next(self._variables),
             params,
-            config.current_backend().implementation(prim.backend_op),
+            config.current_backend().implementation(prim.op),
             "/".join(_scopes),
             tuple(primals),
             ans,
@@ -409,86 +449,17 @@ class GradientTape(Trace):
             c = _fit(c, primals[i])
             _accumulate(adjoints, variable, c)
             if self._observers:
-                self._emit(TapeEvent("accumulate", self.id, record=record, slot=i,
-                                     variable=variable, contribution=c,
-                                     total=adjoints[variable]))  # fmt: skip
-
-    # ---- Forward mode over the recorded tape ----
-    def push_tangents(
-        self, tangents: dict[int, Any], batch: int | None = None, keep: Any = None
-    ) -> dict[int, Tensor]:
-        """Carry tangents forward through the recorded records with the JVP rules.
-
-        ``tangents`` maps watched variables (``leaf.variable``) to tangent tensors; returns the
-        tangent of every variable that depends on them. This is forward mode replayed on the
-        tape, for showing next to the reverse sweep; :func:`tfgrad.jvp` is forward mode
-        without any tape.
-
-        With ``batch=B``, every tangent carries a leading batch axis (shape ``(B, *shape)``)
-        and all B are pushed in one pass (:mod:`tfgrad.batching`): what ``jacfwd`` uses to
-        push every basis tangent at once. ``keep`` (variables) returns only their tangents; in
-        a batched push every other tangent is let go once no later record reads it, so that a
-        large batch holds few tangents at a time.
-        """
-        if batch is not None:
-            return self._push_batched(tangents, int(batch), None if keep is None else set(keep))
-        out = {v: as_tensor(t) for v, t in tangents.items()}
-        for record in self.records:
-            prim, primals, params = record._prim, record._primals, record.params
-            if prim.jvp_all is not None:
-                if not any(v in out for v in record.inputs):
-                    continue
-                ts = [out.get(v) if v is not None else None for v in record.inputs]
-                tangent = prim.jvp_all(ts, record._ans, *primals, **params)
-            else:
-                tangent = None
-                for i, v in enumerate(record.inputs):
-                    if v is None or v not in out:
-                        continue
-                    term = prim.jvp_rule(i)(out[v], record._ans, *primals, **params)
-                    if term is not None:
-                        tangent = term if tangent is None else add(tangent, term)
-            if tangent is not None:
-                tangent = as_tensor(tangent)
-                if tangent.shape != record.shape:
-                    tangent = broadcast_to(tangent, record.shape)
-                out[record.output] = tangent
-        if keep is not None:
-            keep = set(keep)
-            out = {v: t for v, t in out.items() if v in keep}
-        return out
-
-    def _push_batched(self, tangents: dict[int, Any], batch: int, keep: set | None) -> dict:
-        shapes = {leaf.variable: leaf.shape for leaf in self.leaves}
-        shapes.update((r.output, r.shape) for r in self.records)
-        out = {}
-        for v, t in tangents.items():
-            t = as_tensor(t)
-            if v in shapes and t.shape != (batch,) + shapes[v]:
-                raise ShapeError(
-                    f"push_tangents: the tangent of variable {v} has shape {t.shape}; with "
-                    f"batch={batch} it must be {(batch,) + shapes[v]} (the batch axis first)."
+                self._emit(
+                    TapeEvent(
+                        "accumulate",
+                        self.id,
+                        record=record,
+                        slot=i,
+                        variable=variable,
+                        contribution=c,
+                        total=adjoints[variable],
+                    )
                 )
-            out[v] = t
-        last_read = {}  # with keep: variable -> index of the last record that reads it
-        if keep is not None:
-            for i, record in enumerate(self.records):
-                last_read.update((v, i) for v in record.inputs if v is not None)
-        for i, record in enumerate(self.records):
-            inputs = record.inputs
-            if not any(v in out for v in inputs):
-                continue
-            ts = [out.get(v) if v is not None else None for v in inputs]
-            tangent = batched_jvp(record._prim, ts, record._ans, record._primals, record.params,
-                                  batch)  # fmt: skip
-            if tangent is not None and (keep is None or record.output in keep
-                                        or record.output in last_read):  # fmt: skip
-                out[record.output] = tangent
-            if keep is not None:
-                for v in inputs:
-                    if v is not None and last_read[v] == i and v not in keep:
-                        out.pop(v, None)
-        return out if keep is None else {v: t for v, t in out.items() if v in keep}
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

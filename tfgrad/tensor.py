@@ -1,35 +1,34 @@
-"""Tensor: an immutable array value (buffer, shape, dtype, backend), and ways to make one."""
+"""Tensor: an immutable array value (buffer, shape, dtype, backend), and the internal
+constructor from data (the public :func:`tfgrad.tensor`, which also stacks lists of tensors,
+lives with the ops).
+
+This module imports no ops: the operators and methods that compute (``+``, ``x.sum()``, ``x[i]``,
+...) are installed on :class:`Tensor` by :mod:`tfgrad.ops.tensor_methods`, as JAX attaches its
+array methods, so that the ops can build on Tensor without a cycle. The creation functions
+(``zeros``, ``arange``, ...) live with the ops too (:mod:`tfgrad.ops.creation`).
+"""
 
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from . import config
-from .dtypes import DType, as_dtype, float64, result_dtype
+from .dtypes import DType, as_dtype, result_dtype
 from .errors import DtypeError, ShapeError, TfgradError
 
-__all__ = [
-    "Tensor",
-    "tensor",
-    "zeros",
-    "ones",
-    "full",
-    "zeros_like",
-    "ones_like",
-    "full_like",
-    "arange",
-    "eye",
-]
+__all__ = ["Tensor", "tensor", "wrap"]
 
 
 class Tensor:
     """An immutable n-dimensional array.
 
     Make one with :func:`tfgrad.tensor`; Python operators (``+ - * / ** @``, unary ``-``,
-    comparisons, indexing) call the differentiable ops. Inside a :class:`GradientTape` or a
+    comparisons, indexing) and the methods ``astype``, ``reshape``, ``transpose``, ``T``,
+    ``sum``, ``mean``, ``max``, ``min`` call the differentiable ops (installed from
+    :mod:`tfgrad.ops.tensor_methods`). Inside a :class:`GradientTape` or a
     ``jvp`` the same values arrive as subclasses that carry derivative information
     (:class:`TrackedTensor`, :class:`DualTensor`); they behave like any Tensor.
 
@@ -134,102 +133,6 @@ class Tensor:
             "tfgrad.where(mask, new, x) or tfgrad.scatter_add(x, indices, updates)."
         )
 
-    # ---- Methods that forward to ops ----
-    def astype(self, dtype) -> Tensor:
-        return _ops.astype(self, dtype)
-
-    def reshape(self, *shape) -> Tensor:
-        return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def transpose(self, *axes) -> Tensor:
-        return _ops.transpose(self, axes[0] if len(axes) == 1 else (axes or None))
-
-    @property
-    def T(self) -> Tensor:
-        return _ops.transpose(self)
-
-    def sum(self, axis=None, keepdims=False, dtype=None, out=None) -> Tensor:
-        # dtype and out as in ndarray.sum (NumPy functions dispatch through numpy_protocol)
-        if out is not None:
-            raise TfgradError("sum: out= is not supported; tensors are immutable.")
-        total = _ops.sum(self, axis, keepdims)
-        return total if dtype is None else total.astype(dtype)
-
-    def mean(self, axis=None, keepdims=False) -> Tensor:
-        return _ops.mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False) -> Tensor:
-        return _ops.max(self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False) -> Tensor:
-        return _ops.min(self, axis, keepdims)
-
-    def __getitem__(self, key) -> Tensor:
-        return _ops.getitem(self, key)
-
-    def __neg__(self):
-        return _ops.negative(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _ops.abs(self)
-
-    def __add__(self, other):
-        return _ops.add(self, other)
-
-    def __radd__(self, other):
-        return _ops.add(other, self)
-
-    def __sub__(self, other):
-        return _ops.subtract(self, other)
-
-    def __rsub__(self, other):
-        return _ops.subtract(other, self)
-
-    def __mul__(self, other):
-        return _ops.multiply(self, other)
-
-    def __rmul__(self, other):
-        return _ops.multiply(other, self)
-
-    def __truediv__(self, other):
-        return _ops.divide(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops.divide(other, self)
-
-    def __pow__(self, other):
-        return _ops.power(self, other)
-
-    def __rpow__(self, other):
-        return _ops.power(other, self)
-
-    def __matmul__(self, other):
-        return _ops.matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops.matmul(other, self)
-
-    def __eq__(self, other):  # type: ignore[override]
-        return _ops.equal(self, other)
-
-    def __ne__(self, other):  # type: ignore[override]
-        return _ops.not_equal(self, other)
-
-    def __lt__(self, other):
-        return _ops.less(self, other)
-
-    def __le__(self, other):
-        return _ops.less_equal(self, other)
-
-    def __gt__(self, other):
-        return _ops.greater(self, other)
-
-    def __ge__(self, other):
-        return _ops.greater_equal(self, other)
-
 
 def wrap(buf: Any, backend: Any) -> Tensor:
     """Internal: a concrete Tensor around a backend buffer."""
@@ -262,64 +165,3 @@ def tensor(data: Any, dtype=None) -> Tensor:
         dt = as_dtype(array.dtype)
     backend = config.current_backend()
     return Tensor(backend.from_numpy(array), tuple(array.shape), dt, backend)
-
-
-def _creation(op: str, out_shape, dtype: DType, **params) -> Tensor:
-    backend = config.current_backend()
-    return Tensor(backend.run(op, dtype=dtype.numpy, **params), out_shape, dtype, backend)
-
-
-def _shape_tuple(shape) -> tuple[int, ...]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),)
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
-        raise ShapeError(f"Shapes cannot have negative sizes: {shape}.")
-    return shape
-
-
-def full(shape: int | Sequence[int], fill_value: float, dtype=None) -> Tensor:
-    """A tensor of ``shape`` filled with ``fill_value``."""
-    dt = as_dtype(dtype) if dtype is not None else result_dtype(fill_value)
-    shape = _shape_tuple(shape)
-    return _creation("full", shape, dt, shape=shape, value=fill_value)
-
-
-def zeros(shape: int | Sequence[int], dtype=float64) -> Tensor:
-    return full(shape, 0, as_dtype(dtype))
-
-
-def ones(shape: int | Sequence[int], dtype=float64) -> Tensor:
-    return full(shape, 1, as_dtype(dtype))
-
-
-def full_like(x: Tensor, fill_value: float, dtype=None) -> Tensor:
-    return full(x.shape, fill_value, dtype if dtype is not None else x.dtype)
-
-
-def zeros_like(x: Tensor, dtype=None) -> Tensor:
-    return full_like(x, 0, dtype)
-
-
-def ones_like(x: Tensor, dtype=None) -> Tensor:
-    return full_like(x, 1, dtype)
-
-
-def arange(start: float, stop: float | None = None, step: float = 1, dtype=None) -> Tensor:
-    """Evenly spaced values in ``[start, stop)``, as ``numpy.arange``."""
-    if stop is None:
-        start, stop = 0, start
-    if step == 0:
-        raise ShapeError("arange: step must not be zero.")
-    n = max(0, math.ceil((stop - start) / step))
-    dt = as_dtype(dtype) if dtype is not None else result_dtype(start, stop, step)
-    return _creation("arange", (n,), dt, start=start, step=step, n=n)
-
-
-def eye(n: int, m: int | None = None, k: int = 0, dtype=float64) -> Tensor:
-    """The ``n`` × ``m`` identity (ones on diagonal ``k``)."""
-    m = n if m is None else m
-    return _creation("eye", (n, m), as_dtype(dtype), n=n, m=m, k=k)
-
-
-from . import ops as _ops  # noqa: E402  (operators forward to ops; ops imports Tensor)

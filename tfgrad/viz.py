@@ -19,10 +19,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .ops._common import as_tensor
 from .primitive import full_lower
-from .tape import GradientTape, Record, TapeEvent, TrackedTensor
-from .tensor import Tensor
+from .replay import push_tangents
+from .tape import GradientTape, Record, TapeEvent
+from .tensor import Tensor, tensor
 
 __all__ = ["GraphNode", "GraphEdge", "Frame", "TapeGraph", "trace_tape", "graph_of"]
 
@@ -92,8 +92,13 @@ class TapeGraph:
         return next(n for n in self.nodes if n.id == node_id)
 
 
-def graph_of(tape: GradientTape, target: Tensor, events: list[TapeEvent],
-             names: list[str] | None = None, forward_input: int = 0) -> TapeGraph:  # fmt: skip
+def graph_of(
+    tape: GradientTape,
+    target: Tensor,
+    events: list[TapeEvent],
+    names: list[str] | None = None,
+    forward_input: int = 0,
+) -> TapeGraph:
     """Build the graph and frames of ``tape`` from the events an observer collected while it
     recorded and swept ``target``."""
     names = names or [f"x{i}" for i in range(len(tape.leaves))]
@@ -114,21 +119,56 @@ def graph_of(tape: GradientTape, target: Tensor, events: list[TapeEvent],
     for i, leaf in enumerate(tape.leaves):
         node_id = leaf_ids[leaf.variable]
         column, row = position[node_id]
-        nodes.append(GraphNode(node_id, "input", names[i], None, leaf.shape, leaf.dtype,
-                               format_value(leaf._value), column, row))  # fmt: skip
+        nodes.append(
+            GraphNode(
+                node_id,
+                "input",
+                names[i],
+                None,
+                leaf.shape,
+                leaf.dtype,
+                format_value(leaf.value),
+                column,
+                row,
+            )
+        )
     for node_id, (record, slot) in const_inputs.items():
         column, row = position[node_id]
-        value = record._primals[slot]
-        nodes.append(GraphNode(node_id, "const", format_value(value), None,
-                               record.input_shapes[slot], record.input_dtypes[slot],
-                               format_value(value), column, row, record.scope))  # fmt: skip
+        value = record.primals[slot]
+        nodes.append(
+            GraphNode(
+                node_id,
+                "const",
+                format_value(value),
+                None,
+                record.input_shapes[slot],
+                record.input_dtypes[slot],
+                format_value(value),
+                column,
+                row,
+                record.scope,
+            )
+        )
     edges = []
     for record in tape.records:
         node_id = f"r{record.index}"
         column, row = position[node_id]
-        nodes.append(GraphNode(node_id, "op", record.op, record.op, record.shape, record.dtype,
-                               format_value(record._ans), column, row, record.scope,
-                               record.index, record.implementation))  # fmt: skip
+        nodes.append(
+            GraphNode(
+                node_id,
+                "op",
+                record.op,
+                record.op,
+                record.shape,
+                record.dtype,
+                format_value(record.value),
+                column,
+                row,
+                record.scope,
+                record.index,
+                record.implementation,
+            )
+        )
         for slot in range(len(record.inputs)):
             source = _input_id_from(record, slot, var_to_id)
             if source is not None:
@@ -216,9 +256,10 @@ def _reverse_frames(graph: TapeGraph, events, var_to_id) -> list[Frame]:
             source = var_to_id[event.variable]
             values[source] = format_value(event.total)
             shared = sum(1 for e in graph.edges if e.source == source) > 1
-            caption = (f"{event.record.op}'s rule sends {format_value(event.contribution)} "
-                       f"to {graph.node(source).label}" + (" (fan-out: adjoints add up)"
-                                                           if shared else ""))  # fmt: skip
+            caption = (
+                f"{event.record.op}'s rule sends {format_value(event.contribution)} "
+                f"to {graph.node(source).label}" + (" (fan-out: adjoints add up)" if shared else "")
+            )
             frames.append(
                 Frame("sweep", frozenset(visible), source, (source, target), dict(values), caption)
             )
@@ -231,19 +272,22 @@ def _forward_frames(graph: TapeGraph, tape: GradientTape, which: int, var_to_id)
         return []
     seed_leaf = tape.leaves[which]
     seeds = {leaf.variable: (1.0 if leaf is seed_leaf else 0.0) for leaf in tape.leaves}
-    tangents = tape.push_tangents({
-        v: as_tensor(np.full(leaf.shape, s)) for (v, s), leaf in zip(seeds.items(), tape.leaves)
-    })  # fmt: skip
+    tangents = push_tangents(
+        tape,
+        {v: tensor(np.full(leaf.shape, s)) for (v, s), leaf in zip(seeds.items(), tape.leaves)},
+    )
     visible = frozenset(n.id for n in graph.nodes)
-    values = {var_to_id[leaf.variable]: format_value(tangents[leaf.variable])
-              for leaf in tape.leaves}  # fmt: skip
+    values = {
+        var_to_id[leaf.variable]: format_value(tangents[leaf.variable]) for leaf in tape.leaves
+    }
     name = var_to_id[seed_leaf.variable]
     frames = [Frame("forward", visible, name, None, dict(values),
                     f"forward mode: {name} gets tangent 1, every other input 0")]  # fmt: skip
     for record in tape.records:
         node_id = f"r{record.index}"
-        values[node_id] = format_value(tangents[record.output]) if record.output in tangents \
-            else "0"  # fmt: skip
+        values[node_id] = (
+            format_value(tangents[record.output]) if record.output in tangents else "0"
+        )
         frames.append(
             Frame(
                 "forward",
@@ -272,7 +316,7 @@ def trace_tape(f: Callable, *args: Any, forward_input: int = 0) -> TapeGraph:
     tape = GradientTape(persistent=True)
     tape.observe(events.append)
     with tape:
-        watched = [tape.watch(as_tensor(a) if not isinstance(a, (int, float)) else float(a))
+        watched = [tape.watch(tensor(a) if not isinstance(a, (int, float)) else float(a))
                    for a in args]  # fmt: skip
         out = f(*watched)
     tape.gradient(out, watched)
@@ -285,8 +329,7 @@ def graph_of_tape(tape: GradientTape, target: Tensor, forward_input: int = 0) ->
     events = [TapeEvent("record", tape.id, record=r) for r in tape.records]
     stop = tape.observe(events.append)
     try:
-        sources = [TrackedTensor(tape, leaf._value, leaf.variable) for leaf in tape.leaves]
-        tape.gradient(target, sources)
+        tape.gradient(target, tape.sources())
     finally:
         stop()
     return graph_of(tape, target, events, None, forward_input)

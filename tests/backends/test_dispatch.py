@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tfgrad as tg
-from tfgrad.backends.base import BACKEND_OPS
 from tfgrad.backends.taichi.dispatch import FAMILY, MODES, THRESHOLDS, Policy
 from tfgrad.errors import BackendError
+from tfgrad.ops import BACKEND_OPS
 
 F32, F64 = np.dtype(np.float32), np.dtype(np.float64)
 HALVES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))

@@ -24,10 +24,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from tfgrad.backends.base import BACKEND_OPS
 from tfgrad.backends.numpy_backend import NumpyBackend
 from tfgrad.backends.taichi.backend import DeviceArray, TaichiBackend
 from tfgrad.errors import BackendError, DtypeError, MissingKernelError, ShapeError, TfgradError
+from tfgrad.ops import BACKEND_OPS
 
 ARCH = os.environ.get("TFGRAD_TEST_ARCH", "cpu")
 REFERENCE = NumpyBackend()

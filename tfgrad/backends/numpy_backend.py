@@ -10,8 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import MissingKernelError
-from . import rng
+from . import base, rng
 
 HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 F32 = np.dtype(np.float32)
@@ -77,7 +76,7 @@ def _scatter_add(operand, indices, updates, axis):
     out = np.moveaxis(operand.copy(), axis, 0)
     moved = np.moveaxis(updates, tuple(range(axis, axis + k)), tuple(range(k)))
     if k == 1 and indices.size > 1 and indices[0] >= 0 and (np.diff(indices) > 0).all():
-        out[indices] += moved  # distinct indices (a slice's gradient): one add each, 5x faster
+        out[indices] += moved  # distinct indices (a slice's gradient): one add each, faster
     else:
         np.add.at(out, indices, moved)
     return _copy(np.moveaxis(out, 0, axis))
@@ -100,8 +99,32 @@ def _random_normal(shape, seed, counter, dtype):
     return rng.normal(seed, counter, int(np.prod(shape)), dtype).reshape(shape)
 
 
-_OPS = {
+def _pointwise(fn):
+    """An op defined by its scalar math (``OpInfo.scalar``), run on whole arrays."""
+
+    def run(*xs):
+        c = _compute_dtype(xs[0].dtype)
+        out = np.asarray(fn(*(x.astype(c, copy=False) for x in xs)))
+        return out if out.dtype == np.bool_ else out.astype(xs[0].dtype, copy=False)
+
+    return run
+
+
+# One table per family (see tfgrad.backends.base); an op is one entry in its family's table.
+ELEMENTWISE = {
     "neg": _unary(np.negative),
+    "abs": _unary(np.abs),
+    "sign": _unary(np.sign),
+    "sqrt": _unary(np.sqrt),
+    "add": _binary(np.add),
+    "sub": _binary(np.subtract),
+    "mul": _binary(np.multiply),
+    "div": _binary(np.divide),
+    "maximum": _binary(np.maximum),
+    "minimum": _binary(np.minimum),
+    "where": lambda c, x, y: np.where(c, x, y),
+}
+TRANSCENDENTAL = {
     "exp": _unary(np.exp),
     "log": _unary(np.log),
     "log1p": _unary(np.log1p),
@@ -110,41 +133,52 @@ _OPS = {
     "cos": _unary(np.cos),
     "tan": _unary(np.tan),
     "tanh": _unary(np.tanh),
-    "sqrt": _unary(np.sqrt),
-    "abs": _unary(np.abs),
-    "sign": _unary(np.sign),
-    "add": _binary(np.add),
-    "sub": _binary(np.subtract),
-    "mul": _binary(np.multiply),
-    "div": _binary(np.divide),
     "pow": _binary(np.power),
-    "maximum": _binary(np.maximum),
-    "minimum": _binary(np.minimum),
+}
+COMPARISON = {
     "eq": _binary(np.equal),
     "ne": _binary(np.not_equal),
     "lt": _binary(np.less),
     "le": _binary(np.less_equal),
     "gt": _binary(np.greater),
     "ge": _binary(np.greater_equal),
-    "where": lambda c, x, y: np.where(c, x, y),
-    "cast": lambda x, dtype: x.astype(dtype),
+}
+CAST = {"cast": lambda x, dtype: x.astype(dtype)}
+REDUCTION = {
     "sum": _reduction(np.sum),
     "max": _reduction(np.max),
     "prod": _reduction(np.prod),
     "cumsum": _cumsum,
+}
+MOVEMENT = {
     "reshape": lambda x, shape: x.reshape(shape),
     "transpose": lambda x, axes: _copy(np.transpose(x, axes)),
     "broadcast_to": lambda x, shape: _copy(np.broadcast_to(x, shape)),
     "slice": _slice,
     "concatenate": lambda *xs, axis: np.concatenate(xs, axis=axis),
+}
+INDEXING = {
     "take": lambda x, indices, axis: np.take(x, indices, axis=axis),
     "scatter_add": _scatter_add,
-    "matmul": _matmul,
+}
+LINALG = {"matmul": _matmul}
+CREATION = {
     "full": lambda shape, value, dtype: np.full(shape, value, dtype=dtype),
     "arange": _arange,
     "eye": lambda n, m, k, dtype: np.eye(n, m, k, dtype=dtype),
     "random_uniform": _random_uniform,
     "random_normal": _random_normal,
+}
+TABLES = {
+    base.ELEMENTWISE: ELEMENTWISE,
+    base.TRANSCENDENTAL: TRANSCENDENTAL,
+    base.COMPARISON: COMPARISON,
+    base.CAST: CAST,
+    base.REDUCTION: REDUCTION,
+    base.MOVEMENT: MOVEMENT,
+    base.INDEXING: INDEXING,
+    base.LINALG: LINALG,
+    base.CREATION: CREATION,
 }
 
 
@@ -156,6 +190,7 @@ class NumpyBackend:
 
     def __init__(self, **options):
         self.options = options
+        self.kernels = base.KernelTables(self.name, TABLES, lambda op: _pointwise(op.scalar))
 
     def from_numpy(self, array: np.ndarray) -> np.ndarray:
         return np.array(array, copy=True, order="C")
@@ -163,21 +198,17 @@ class NumpyBackend:
     def to_numpy(self, buf: np.ndarray) -> np.ndarray:
         return buf
 
-    def implementation(self, op: str) -> str:
+    def implementation(self, op: base.OpInfo | str) -> str:
         return "numpy"
 
-    def run(self, op: str, *bufs, **params):
-        fn = _OPS.get(op)
-        if fn is None:
-            raise MissingKernelError(f"The numpy backend has no op {op!r}.")
+    def run(self, op: base.OpInfo | str, *bufs, **params):
+        fn = (self.kernels.found.get(op) or self.kernels.find(op))[1]
         with np.errstate(all="ignore"):  # inf/NaN follow IEEE rules, as in every kernel
             return fn(*bufs, **params)
 
-    def kernel_for(self, op: str, *bufs, indices_checked: bool = False, **params):
+    def kernel_for(self, op: base.OpInfo | str, *bufs, indices_checked: bool = False, **params):
         """``(fn, "numpy")`` with ``fn(*bufs)`` computing the op (see ``TaichiBackend``'s)."""
-        fn = _OPS.get(op)
-        if fn is None:
-            raise MissingKernelError(f"The numpy backend has no op {op!r}.")
+        fn = self.kernels.find(op)[1]
         return (partial(fn, **params) if params else fn), "numpy"
 
     def __repr__(self) -> str:

@@ -32,11 +32,9 @@ CacheInfo = namedtuple("CacheInfo", "hits misses entries")
 
 
 def _fuser_for(backend: Any) -> Any:
-    if backend.name != "taichi":
-        return None
-    from .fusion import TaichiFuser  # imports Taichi: only for the taichi backend
-
-    return TaichiFuser(backend)
+    """The backend's fusion hook (``Backend.fuser()``), or None where it has none."""
+    hook = getattr(backend, "fuser", None)
+    return None if hook is None else hook()
 
 
 class _Entry:

@@ -6,8 +6,9 @@ Compiling does, once per input shapes and dtypes:
 2. give each equation a *stage*: elementwise ops take the latest stage of their inputs, any other
    op (a matmul, a reduction, a slice) ends its stage, so its output belongs to the next one.
    Elementwise equations of one stage and one shape never wait for each other's non-elementwise
-   work, so each such group can become one fused loop (:mod:`tfgrad.compiler.fusion`) where
-   that pays;
+   work, so each such group can become one fused loop where that pays: the backend's fusion
+   hook (``Backend.fuser()``, a :class:`tfgrad.backends.base.Fuser`) is offered it as a plain
+   :class:`~tfgrad.backends.base.FusionGroup` and writes the kernel;
 3. order the steps (fused groups and single ops) and resolve each single op once to the
    backend function its dispatch policy picks for these shapes (``Backend.kernel_for``);
 4. write the whole program as one straight-line Python function over buffers: no tape, no
@@ -17,33 +18,17 @@ Compiling does, once per input shapes and dtypes:
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from ..ops._common import cast_p
+from ..backends.base import POINTWISE, FusedOp, FusionGroup
 from ..tensor import Tensor
 from .trace import Eqn, Graph, Var
 
-__all__ = ["Program", "compile_graph", "ELEMENTWISE"]
-
-# Backend ops that map element i of their inputs to element i of their output (broadcasting).
-ELEMENTWISE = frozenset(
-    ("neg", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs", "sign")
-    + ("add", "sub", "mul", "div", "pow", "maximum", "minimum", "where", "cast")
-    + ("eq", "ne", "lt", "le", "gt", "ge")
-)
-
-
-def backend_call(eqn: Eqn) -> tuple[str, dict] | None:
-    """The backend op and parameters an equation runs, or None for a Python ``impl``."""
-    prim = eqn.prim
-    if prim is cast_p:
-        return "cast", {"dtype": eqn.params["dtype"].numpy}
-    if prim.impl == prim._run_backend:
-        return prim.backend_op, eqn.params
-    return None
+__all__ = ["Program", "compile_graph"]
 
 
 @dataclass(eq=False)
@@ -51,7 +36,8 @@ class Step:
     """One step of a program: a fused group of equations or a single equation."""
 
     eqns: list[Eqn]
-    fused: Any = None  # a fusion.FusedKernel, or None for one op run as eager would
+    group: FusionGroup | None = None  # what the backend's fuser compiles, for a fused step
+    fused: Any = None  # the fused kernel, or None for one op run as eager would
     implementation: str = ""
     inputs: list = field(default_factory=list)  # Vars and constants the step reads
     outputs: list[Var] = field(default_factory=list)  # Vars later steps or the caller need
@@ -92,14 +78,16 @@ def _live_eqns(graph: Graph) -> list[Eqn]:
 
 
 def _simplify(graph: Graph) -> None:
-    """Drop what the derivative rules write that does nothing: ``where`` on a one-element
-    constant condition, a product with a constant 1. Each is exact (x * 1 is x, NaN and -0
-    included); an equation goes only when the value it forwards has its shape and dtype."""
+    """Drop what the derivative rules write that does nothing, as each primitive's simplify
+    rule says (``where`` on a one-element constant condition, a product with a constant 1).
+    Each is exact; an equation goes only when the value it forwards has its shape and dtype."""
     alias: dict[int, Any] = {}
     kept = []
     for eqn in graph.eqns:
         eqn.inputs = [alias.get(v.index, v) if isinstance(v, Var) else v for v in eqn.inputs]
-        forward = _forwarded(eqn)
+        rule = eqn.prim.simplify
+        k = None if rule is None else rule(eqn.out, *eqn.inputs, **eqn.params)
+        forward = None if k is None else eqn.inputs[k]
         if (
             forward is not None
             and tuple(forward.shape) == eqn.out.shape
@@ -112,25 +100,49 @@ def _simplify(graph: Graph) -> None:
     graph.outputs = [alias.get(v.index, v) if isinstance(v, Var) else v for v in graph.outputs]
 
 
-def _forwarded(eqn: Eqn) -> Any:
-    name, inputs = eqn.prim.name, eqn.inputs
-    if name == "where" and not isinstance(inputs[0], Var) and inputs[0].size == 1:
-        return inputs[1] if bool(inputs[0].numpy().reshape(())) else inputs[2]
-    if name == "mul":
-        for a, b in ((inputs[0], inputs[1]), (inputs[1], inputs[0])):
-            # a constant of ones (a seed broadcast to a shape, too) times a value of the
-            # output's shape is that value
-            if not isinstance(b, Var) and b.dtype.is_floating and b.size >= 1:
-                if tuple(a.shape) == eqn.out.shape and (b.numpy() == 1.0).all():
-                    return a
-    return None
-
-
 def _fusable(eqn: Eqn, fuser: Any) -> bool:
-    if fuser is None:
+    prim = eqn.prim
+    if fuser is None or not prim.on_backend or prim.family not in POINTWISE:
         return False
-    call = backend_call(eqn)
-    return call is not None and call[0] in ELEMENTWISE and fuser.accepts(eqn, call[0])
+    in_dtypes = tuple(v.dtype.numpy for v in eqn.inputs)
+    return fuser.accepts(prim.op, in_dtypes, eqn.out.dtype.numpy, eqn.out.shape)
+
+
+def _uses(graph: Graph, eqns: list[Eqn]) -> Counter:
+    """How often each Var is read by ``eqns`` or returned."""
+    uses = Counter(v.index for e in eqns for v in e.inputs if isinstance(v, Var))
+    uses.update(v.index for v in graph.outputs if isinstance(v, Var))
+    return uses
+
+
+def _group(eqns: list[Eqn], uses: Counter) -> tuple[FusionGroup, list, list[Var]]:
+    """The plain description of a group for the backend's fuser, with the Vars and constants
+    its inputs are and the Vars its outputs are."""
+    own = {e.out.index: j for j, e in enumerate(eqns)}
+    inputs, position = [], {}
+    for e in eqns:
+        for v in e.inputs:
+            key = v.index if isinstance(v, Var) else id(v)
+            if (isinstance(v, Var) and v.index in own) or key in position:
+                continue
+            position[key] = len(inputs)
+            inputs.append(v)
+    ops, inside = [], Counter()
+    for e in eqns:
+        args = []
+        for v in e.inputs:
+            if isinstance(v, Var) and v.index in own:
+                args.append(len(inputs) + own[v.index])
+                inside[v.index] += 1
+            else:
+                args.append(position[v.index if isinstance(v, Var) else id(v)])
+        ops.append(FusedOp(e.prim.op, tuple(args), dict(e.params), e.out.dtype.numpy))
+    outputs = tuple(j for j, e in enumerate(eqns) if uses[e.out.index] > inside[e.out.index])
+    described = tuple(
+        (tuple(v.shape), v.dtype.numpy, None if isinstance(v, Var) else v.numpy()) for v in inputs
+    )
+    group = FusionGroup(eqns[0].out.shape, described, tuple(ops), outputs)
+    return group, inputs, [eqns[j].out for j in outputs]
 
 
 def _plan(graph: Graph, eqns: list[Eqn], fuser: Any) -> list[Step]:
@@ -151,31 +163,30 @@ def _plan(graph: Graph, eqns: list[Eqn], fuser: Any) -> list[Step]:
             stage[eqn.out.index] = s + 1
             units.append(([eqn], False))
     # A group that does not pay for a kernel launch runs op by op, as eager would.
-    split: list[tuple[list[Eqn], bool]] = []
+    uses = _uses(graph, eqns)
+    split: list[tuple[list[Eqn], Any]] = []
     for unit, fusable in units:
-        if fusable and fuser.worth_fusing(unit, graph):
-            split.append((unit, True))
+        described = _group(unit, uses) if fusable else None
+        if described is not None and fuser.worth_fusing(described[0]):
+            split.append((unit, described))
         else:
-            split.extend(([e], False) for e in unit)
-    return _order(graph, split)
+            split.extend(([e], None) for e in unit)
+    return _order(split)
 
 
-def _order(graph: Graph, units: list[tuple[list[Eqn], bool]]) -> list[Step]:
+def _order(units: list[tuple[list[Eqn], Any]]) -> list[Step]:
     producer = {}
     for u, (unit, _) in enumerate(units):
         for eqn in unit:
             producer[eqn.out.index] = u
-    used_outside = {v.index for v in graph.outputs if isinstance(v, Var)}
     deps: list[set[int]] = []
     for unit, _ in units:
         own = {e.out.index for e in unit}
         d = set()
         for eqn in unit:
             for v in eqn.inputs:
-                if isinstance(v, Var) and v.index not in own:
-                    used_outside.add(v.index)
-                    if v.index in producer:
-                        d.add(producer[v.index])
+                if isinstance(v, Var) and v.index not in own and v.index in producer:
+                    d.add(producer[v.index])
         deps.append(d)
     users: list[list[int]] = [[] for _ in units]
     waiting = [len(d) for d in deps]
@@ -188,18 +199,14 @@ def _order(graph: Graph, units: list[tuple[list[Eqn], bool]]) -> list[Step]:
     steps = []
     while ready:
         u = heapq.heappop(ready)
-        unit, fused = units[u]
-        own = {e.out.index for e in unit}
-        inputs, seen = [], set()
-        for eqn in unit:
-            for v in eqn.inputs:
-                key = v.index if isinstance(v, Var) else id(v)
-                if (isinstance(v, Var) and v.index in own) or key in seen:
-                    continue
-                seen.add(key)
-                inputs.append(v)
-        outputs = [e.out for e in unit if e.out.index in used_outside]
-        steps.append(Step(unit, fused=fused, inputs=inputs, outputs=outputs))
+        unit, described = units[u]
+        if described is not None:
+            group, inputs, outputs = described
+            steps.append(Step(unit, group=group, inputs=inputs, outputs=outputs))
+        else:
+            (eqn,) = unit
+            inputs = list({id(v): v for v in eqn.inputs}.values())
+            steps.append(Step(unit, inputs=inputs, outputs=[eqn.out]))
         for w in users[u]:
             waiting[w] -= 1
             if waiting[w] == 0:
@@ -229,7 +236,8 @@ def _python_impl(eqn: Eqn, backend: Any) -> Any:
 
 
 def compile_graph(graph: Graph, backend: Any, fuser: Any = None) -> Program:
-    """A :class:`Program` running ``graph`` on ``backend``; ``fuser`` fuses elementwise groups."""
+    """A :class:`Program` running ``graph`` on ``backend``; ``fuser`` (the backend's fusion
+    hook, :class:`tfgrad.backends.base.Fuser`) fuses pointwise groups."""
     _simplify(graph)
     steps = _plan(graph, _live_eqns(graph), fuser)
     namespace: dict[str, Any] = {"_errstate": np.errstate}
@@ -253,26 +261,23 @@ def compile_graph(graph: Graph, backend: Any, fuser: Any = None) -> Program:
 
     body = []
     for n, step in enumerate(steps):
-        if step.fused:
-            step.fused = fuser.build(step, graph)
-            step.implementation = "fused-taichi"
+        if step.group is not None:
+            step.fused = fuser.compile(step.group)
+            step.implementation = step.fused.implementation
             namespace[f"k{n}"] = step.fused
-            args = ", ".join(ref(v) for v in step.fused.inputs)
+            args = ", ".join(ref(step.inputs[k]) for k in step.fused.inputs)
             outs = [f"b{v.index}" for v in step.outputs]
             names.update((v.index, f"b{v.index}") for v in step.outputs)
             target = ", ".join(outs) + ("," if len(outs) == 1 else "")
             names_ops = ", ".join(sorted({e.prim.name for e in step.eqns}))
             body.append(f"    {target} = k{n}({args})  # {len(step.eqns)} ops: {names_ops}")
             continue
-        step.fused = None
         eqn = step.eqns[0]
-        call = backend_call(eqn)
-        if call is None:
+        if not eqn.prim.on_backend:
             fn, impl = _python_impl(eqn, backend), "python"
         else:
-            op, params = call
             samples = [sample(v) for v in eqn.inputs]  # indices ran (and were checked) in tracing
-            fn, impl = backend.kernel_for(op, *samples, indices_checked=True, **params)
+            fn, impl = backend.kernel_for(eqn.prim.op, *samples, indices_checked=True, **eqn.params)
             if impl != "taichi" and not eqn.out.shape:
                 fn = _as_array(fn)
         step.implementation = impl

@@ -1,5 +1,19 @@
-"""tfgrad's ops: primitives (with rules) and composites (without), one family per module."""
+"""tfgrad's ops: primitives (with rules) and composites (without), one family per module.
 
+Importing this package also installs :class:`~tfgrad.Tensor`'s operators and methods
+(:mod:`.tensor_methods`). :data:`PRIMITIVES` are the primitives declared here, and
+:data:`BACKEND_OPS` the names of the ops a backend runs for them (one kernel each).
+"""
+
+from . import (
+    _common,
+    creation,
+    elementwise,
+    linalg,
+    movement,
+    reduce,
+    tensor_methods,  # noqa: F401  (installs Tensor's operators and methods)
+)
 from ._common import astype, tensor
 from .composite import (
     all,
@@ -18,6 +32,7 @@ from .composite import (
     stop_gradient,
     var,
 )  # fmt: skip
+from .creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
 from .elementwise import (
     abs,
     add,
@@ -48,7 +63,6 @@ from .elementwise import (
 )  # fmt: skip
 from .linalg import diag, dot, matmul, outer, trace
 from .movement import (
-    broadcast_to,
     concatenate,
     expand_dims,
     getitem,
@@ -61,7 +75,7 @@ from .movement import (
     transpose,
 )  # fmt: skip
 from .numpy_protocol import install as _install_numpy_protocol
-from .reduce import cumsum, max, prod, sum, unbroadcast
+from .reduce import broadcast_to, cumsum, max, prod, sum, unbroadcast
 
 _install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
 
@@ -73,4 +87,17 @@ __all__ = [
     "outer", "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
     "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",
     "take", "tan", "tanh", "tensor", "trace", "transpose", "unbroadcast", "var", "where",
+    "arange", "eye", "full", "full_like", "ones", "ones_like", "zeros", "zeros_like",
+    "PRIMITIVES", "BACKEND_OPS",
 ]  # fmt: skip
+
+# Each primitive once (a module also holds the primitives it imports), in declaration order.
+PRIMITIVES = tuple(
+    dict.fromkeys(
+        value
+        for module in (_common, elementwise, movement, reduce, linalg, creation)
+        for value in vars(module).values()
+        if isinstance(value, _common.Primitive)
+    )
+)
+BACKEND_OPS = tuple(p.name for p in PRIMITIVES if p.on_backend)

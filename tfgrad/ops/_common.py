@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
-from .. import config
+from ..backends.base import CAST
 from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import DtypeError, ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, wrap
+from ..tensor import Tensor
 from ..tensor import tensor as concrete_tensor  # from data only; the public one is below
 
 PYTHON_SCALARS = (bool, int, float)  # weak; NumPy scalars carry their dtype
@@ -23,7 +23,7 @@ def as_tensor(x: Any, dtype: DType | None = None) -> Tensor:
     through them (``[x, 2 * x]`` is ``stack([x, 2 * x])``).
     """
     if isinstance(x, Tensor):
-        return x if dtype is None or x.dtype is dtype else bind(cast_p, x, dtype=dtype)
+        return x if dtype is None or x.dtype is dtype else bind(cast_p, x, dtype=dtype.numpy)
     if isinstance(x, (list, tuple)) and holds_tensor(x):
         shape_of(x)  # a ragged nesting fails here, before any stack is recorded on a tape
         return _stack_nested(x, dtype if dtype is not None else dtype_of(x))
@@ -48,9 +48,18 @@ def _nested_leaves(x: Any):
 def _stack_nested(x: Any, dtype: DType) -> Tensor:
     if not (isinstance(x, (list, tuple)) and holds_tensor(x)):
         return as_tensor(x, dtype)  # a tensor, or constants only: one host-to-backend copy
-    from .movement import stack  # NOTE: movement builds on this module, so it comes late
+    return _stack([_stack_nested(e, dtype) for e in x])
 
-    return stack([_stack_nested(e, dtype) for e in x])
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    raise AssertionError("tfgrad.ops.movement installs stack here when it is imported")
+
+
+def install_stack(stack: Callable[[list[Tensor]], Tensor]) -> None:
+    """Called by :mod:`.movement` with its ``stack``: it builds on this module, so the lifting
+    of nested lists gets it this way and the imports point one way."""
+    global _stack
+    _stack = stack
 
 
 def tensor(data: Any, dtype: Any = None) -> Tensor:
@@ -104,7 +113,7 @@ def shape_of(x: Any) -> tuple[int, ...]:
 def to_float(x: Any, op: str) -> Tensor:
     """``x`` as a floating tensor: integers and bools become float64, as in NumPy."""
     x = as_tensor(x)
-    return x if x.dtype.is_floating else bind(cast_p, x, dtype=float64)
+    return x if x.dtype.is_floating else bind(cast_p, x, dtype=float64.numpy)
 
 
 def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
@@ -118,26 +127,43 @@ def broadcast_shapes(op: str, *shapes: tuple[int, ...]) -> tuple[int, ...]:
         ) from None
 
 
-def _fast_pair(x: Any, y: Any, floating: bool) -> list[Tensor] | None:
+def check_broadcast(op: str, *shapes: tuple[int, ...]) -> None:
+    """Raise :func:`broadcast_shapes`' error unless ``shapes`` broadcast together: a few Python
+    comparisons for the shapes of the hot path ((B, 1, n) against (n,), say), as shapes that
+    broadcast pairwise broadcast together."""
+    for i, a in enumerate(shapes):
+        for b in shapes[i + 1 :]:
+            if a != b:
+                for m, n in zip(reversed(a), reversed(b)):
+                    if m != n and m != 1 and n != 1:
+                        broadcast_shapes(op, *shapes)
+
+
+def _fast_pair(op: str, x: Any, y: Any, floating: bool) -> list[Tensor] | None:
     # The common cases of the hot path, answered without the general promotion: two tensors of
-    # one dtype and shape, or a float tensor with a Python float (which takes its dtype).
+    # one dtype (any shapes that broadcast: a batch of tangents against a primal, too), or a
+    # float tensor with a Python float or int (weak: it takes the tensor's dtype).
     if isinstance(x, Tensor):
         if isinstance(y, Tensor):
-            if x._dtype is y._dtype and x._shape == y._shape:
-                if not floating or x._dtype.kind == "f":
-                    return [x, y]
+            if x._dtype is y._dtype and (not floating or x._dtype.kind == "f"):
+                if x._shape != y._shape:
+                    check_broadcast(op, x._shape, y._shape)
+                return [x, y]
             return None
-        if type(y) is float and x._dtype.kind == "f":
+        if type(y) in _WEAK_NUMBERS and x._dtype.kind == "f":
             return [x, concrete_tensor(y, x._dtype)]
-    elif type(x) is float and isinstance(y, Tensor) and y._dtype.kind == "f":
+    elif type(x) in _WEAK_NUMBERS and isinstance(y, Tensor) and y._dtype.kind == "f":
         return [concrete_tensor(x, y._dtype), y]
     return None
+
+
+_WEAK_NUMBERS = (float, int)  # exact types: bool (an int subclass) promotes differently
 
 
 def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:
     """Promote arguments to one dtype (weak Python scalars, as NumPy 2), check broadcasting."""
     if len(args) == 2:
-        fast = _fast_pair(args[0], args[1], floating)
+        fast = _fast_pair(op, args[0], args[1], floating)
         if fast is not None:
             return fast
     dt = result_dtype(*(dtype_of(a) for a in args))
@@ -179,18 +205,9 @@ def require_float(op: str, x: Tensor) -> None:
 
 
 # ---- Cast: needed by the lifting above, so it lives here ----
-cast_p = Primitive("cast")
-
-
-def _cast_impl(x: Tensor, dtype: DType) -> Tensor:
-    # The backend takes a NumPy dtype; the rules keep tfgrad's DType in the params.
-    backend = config.current_backend()
-    return wrap(backend.run("cast", x._data, dtype=dtype.numpy), backend)
-
-
-cast_p.def_impl(_cast_impl)
-cast_p.defvjp(lambda g, ans, x, dtype: bind(cast_p, g, dtype=x.dtype))
-cast_p.defjvp(lambda t, ans, x, dtype: bind(cast_p, t, dtype=dtype))
+# ``dtype`` is a NumPy dtype, as the backends take it. Linear: its JVP is the cast of the tangent.
+cast_p = Primitive("cast", 1, family=CAST, linear=True)
+cast_p.defvjp(lambda g, ans, x, dtype: bind(cast_p, g, dtype=x.dtype.numpy))
 
 
 def astype(x: Any, dtype: Any) -> Tensor:

@@ -8,8 +8,9 @@ from typing import Any
 
 from ..errors import ShapeError
 from ..primitive import strip_derivatives
-from ..tensor import Tensor, arange
+from ..tensor import Tensor
 from ._common import as_tensor, astype, broadcast_shapes, normalize_axes, promote_args, to_float
+from .creation import arange
 from .elementwise import (
     abs,
     equal,
@@ -25,8 +26,8 @@ from .elementwise import (
     tanh,
     where,
 )  # fmt: skip
-from .movement import broadcast_to, reshape, squeeze
-from .reduce import max, sum
+from .movement import reshape, squeeze
+from .reduce import broadcast_to, max, sum
 
 __all__ = [
     "square", "relu", "sigmoid", "softplus", "clip", "mean", "var", "min", "logsumexp",

@@ -6,13 +6,15 @@ from typing import Any
 
 import numpy as np
 
+from ..backends.base import LINALG
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
-from ..tensor import Tensor, zeros
+from ..tensor import Tensor
 from ._common import as_tensor, broadcast_shapes, promote_args_nobroadcast
-from .elementwise import multiply
-from .movement import broadcast_to, reshape, scatter_add, take, transpose
-from .reduce import sum
+from .creation import zeros
+from .elementwise import add, multiply
+from .movement import reshape, reshape_p, scatter_add, take, transpose, transpose_p
+from .reduce import broadcast_to, sum
 
 __all__ = ["matmul", "dot", "outer", "diag", "trace"]
 
@@ -25,7 +27,34 @@ def _swap_last(x: Tensor) -> Tensor:
 # ---- Matmul ----
 # The primitive takes (..., m, k) @ (..., k, n) with equal batch dimensions; the front end
 # promotes vectors and broadcasts batches, so the rules stay two lines.
-matmul_p = Primitive("matmul")
+def matmul_batched_jvp(ts, ans, a, b, batch):
+    # One matmul for the whole batch: the batch axis joins the rows of a's tangent (or the
+    # columns of b's), so the product runs as one large GEMM rather than B small ones.
+    lead = len(a.shape) - 2  # a and b share these batch dimensions
+    m, k, n = a.shape[-2], a.shape[-1], b.shape[-1]
+    front = a.shape[:-2]
+    out = None
+    if ts[0] is not None:  # (B, ..., m, k) @ (..., k, n)
+        t = ts[0]
+        if lead:
+            t = bind(transpose_p, t, axes=tuple(range(1, lead + 1)) + (0, lead + 1, lead + 2))
+        prod = bind(matmul_p, bind(reshape_p, t, shape=front + (batch * m, k)), b)
+        prod = bind(reshape_p, prod, shape=front + (batch, m, n))
+        if lead:
+            prod = bind(transpose_p, prod, axes=(lead,) + tuple(range(lead)) + (lead + 1, lead + 2))
+        out = prod
+    if ts[1] is not None:  # (..., m, k) @ (B, ..., k, n)
+        axes = tuple(range(1, lead + 1)) + (lead + 1, 0, lead + 2)
+        t = bind(transpose_p, ts[1], axes=axes)  # (..., k, B, n)
+        prod = bind(matmul_p, a, bind(reshape_p, t, shape=front + (k, batch * n)))
+        prod = bind(reshape_p, prod, shape=front + (m, batch, n))
+        axes = (lead + 1,) + tuple(range(lead)) + (lead, lead + 2)
+        prod = bind(transpose_p, prod, axes=axes)  # (B, ..., m, n)
+        out = prod if out is None else add(out, prod)
+    return out
+
+
+matmul_p = Primitive("matmul", 2, family=LINALG)
 matmul_p.defvjp(
     lambda g, ans, a, b: bind(matmul_p, g, _swap_last(b)),  # dA = G Bᵀ
     lambda g, ans, a, b: bind(matmul_p, _swap_last(a), g),  # dB = Aᵀ G
@@ -34,6 +63,7 @@ matmul_p.defjvp(
     lambda t, ans, a, b: bind(matmul_p, t, b),
     lambda t, ans, a, b: bind(matmul_p, a, t),
 )
+matmul_p.def_batched_jvp(matmul_batched_jvp)
 
 
 def matmul(a: Any, b: Any) -> Tensor:

@@ -1,5 +1,11 @@
-"""Shape and movement primitives (reshape, transpose, broadcast, slice, concatenate, gather and
-scatter), their rules, and NumPy-style indexing built on them."""
+"""Shape and movement primitives (reshape, transpose, slice, concatenate, gather and scatter),
+their rules, and NumPy-style indexing built on them. (``broadcast_to`` lives beside ``sum``, its
+transpose, in :mod:`.reduce`.)
+
+These primitives name axes, shapes or indices, so each declares how forward mode runs on a batch
+of tangents (``def_batched_jvp``): the tangents carry a leading batch axis, which the rule
+shifts the axes past. All of them are linear, so their JVP comes from that flag.
+"""
 
 from __future__ import annotations
 
@@ -8,22 +14,32 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..backends.base import INDEXING, MOVEMENT
 from ..errors import ShapeError
-from ..primitive import Primitive, bind
-from ..tensor import Tensor, tensor, zeros
-from ._common import as_tensor, normalize_axes, promote_args_nobroadcast, shape_of
-from .elementwise import add_p
+from ..primitive import Primitive, Tracer, bind
+from ..tensor import Tensor, tensor
+from ._common import as_tensor, install_stack, normalize_axes, promote_args_nobroadcast, shape_of
+from .creation import zeros
+from .elementwise import add, add_p
 
 __all__ = [
-    "reshape", "transpose", "broadcast_to", "expand_dims", "squeeze", "concatenate", "stack",
-    "split", "take", "scatter_add", "getitem",
+    "reshape", "transpose", "expand_dims", "squeeze", "concatenate", "stack", "split", "take",
+    "scatter_add", "getitem",
 ]  # fmt: skip
 
 
 # ---- Reshape ----
-reshape_p = Primitive("reshape", linear=True)
-reshape_p.defvjp(lambda g, ans, x, shape: bind(reshape_p, g, shape=x.shape))
-reshape_p.defjvp(lambda t, ans, x, shape: bind(reshape_p, t, shape=shape))
+def reshape_vjp(g, ans, x, shape):
+    return bind(reshape_p, g, shape=x.shape)
+
+
+def reshape_batched_jvp(ts, ans, x, shape, batch):
+    return bind(reshape_p, ts[0], shape=(batch,) + tuple(shape))
+
+
+reshape_p = Primitive("reshape", 1, family=MOVEMENT, linear=True)
+reshape_p.defvjp(reshape_vjp)
+reshape_p.def_batched_jvp(reshape_batched_jvp)
 
 
 def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
@@ -46,11 +62,17 @@ def reshape(x: Any, shape: int | Sequence[int]) -> Tensor:
 
 
 # ---- Transpose ----
-transpose_p = Primitive("transpose", linear=True)
-transpose_p.defvjp(
-    lambda g, ans, x, axes: bind(transpose_p, g, axes=tuple(int(i) for i in np.argsort(axes)))
-)
-transpose_p.defjvp(lambda t, ans, x, axes: bind(transpose_p, t, axes=axes))
+def transpose_vjp(g, ans, x, axes):
+    return bind(transpose_p, g, axes=tuple(int(i) for i in np.argsort(axes)))
+
+
+def transpose_batched_jvp(ts, ans, x, axes, batch):
+    return bind(transpose_p, ts[0], axes=(0,) + tuple(a + 1 for a in axes))
+
+
+transpose_p = Primitive("transpose", 1, family=MOVEMENT, linear=True)
+transpose_p.defvjp(transpose_vjp)
+transpose_p.def_batched_jvp(transpose_batched_jvp)
 
 
 def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
@@ -64,30 +86,6 @@ def transpose(x: Any, axes: Sequence[int] | None = None) -> Tensor:
             f"transpose: axes {axes} are not a permutation of range({x.ndim}) for shape {x.shape}."
         )
     return x if axes == tuple(range(x.ndim)) else bind(transpose_p, x, axes=axes)
-
-
-# ---- Broadcast ----
-def _broadcast_vjp(g, ans, x, shape):
-    from .reduce import unbroadcast
-
-    return unbroadcast(g, x.shape)
-
-
-broadcast_to_p = Primitive("broadcast_to", linear=True)
-broadcast_to_p.defvjp(_broadcast_vjp)
-broadcast_to_p.defjvp(lambda t, ans, x, shape: broadcast_to(t, shape))
-
-
-def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
-    """``x`` repeated along new or size-1 axes to ``shape`` (NumPy broadcasting rules)."""
-    x = as_tensor(x)
-    shape = tuple(int(s) for s in shape)
-    try:
-        if tuple(np.broadcast_shapes(x.shape, shape)) != shape:
-            raise ValueError
-    except ValueError:
-        raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}.") from None
-    return x if x.shape == shape else bind(broadcast_to_p, x, shape=shape)
 
 
 def expand_dims(x: Any, axis: int | Sequence[int]) -> Tensor:
@@ -114,7 +112,7 @@ def squeeze(x: Any, axis: int | Sequence[int] | None = None) -> Tensor:
 
 
 # ---- Slice (basic indexing with steps) ----
-def _slice_vjp(g, ans, x, index):
+def slice_vjp(g, ans, x, index):
     # Place g back at the sliced positions: one scatter_add per sliced axis.
     out = g
     for axis in reversed(range(x.ndim)):
@@ -140,13 +138,17 @@ def _slice_vjp(g, ans, x, index):
     return out
 
 
-slice_p = Primitive("slice", linear=True)
-slice_p.defvjp(_slice_vjp)
-slice_p.defjvp(lambda t, ans, x, index: bind(slice_p, t, index=index))
+def slice_batched_jvp(ts, ans, x, index, batch):
+    return bind(slice_p, ts[0], index=((0, batch, 1),) + tuple(index))
+
+
+slice_p = Primitive("slice", 1, family=MOVEMENT, linear=True)
+slice_p.defvjp(slice_vjp)
+slice_p.def_batched_jvp(slice_batched_jvp)
 
 
 # ---- Concatenate ----
-def _concatenate_vjp(g, ans, *xs, axis):
+def concatenate_vjp(g, ans, *xs, axis):
     out, start = [], 0
     for x in xs:
         stop = start + x.shape[axis]
@@ -156,14 +158,14 @@ def _concatenate_vjp(g, ans, *xs, axis):
     return tuple(out)
 
 
-def _concatenate_jvp(tangents, ans, *xs, axis):
-    parts = [t if t is not None else zeros(x.shape, x.dtype) for t, x in zip(tangents, xs)]
-    return bind(concatenate_p, *parts, axis=axis)
+def concatenate_batched_jvp(ts, ans, *xs, axis, batch):
+    parts = [t if t is not None else zeros((batch,) + x.shape, x.dtype) for t, x in zip(ts, xs)]
+    return bind(concatenate_p, *parts, axis=axis + 1)
 
 
-concatenate_p = Primitive("concatenate", linear=True)
-concatenate_p.vjp_all = _concatenate_vjp
-concatenate_p.jvp_all = _concatenate_jvp
+concatenate_p = Primitive("concatenate", None, family=MOVEMENT, linear=True)
+concatenate_p.vjp_all = concatenate_vjp
+concatenate_p.def_batched_jvp(concatenate_batched_jvp)
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0) -> Tensor:
@@ -198,6 +200,9 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
     return concatenate([expand_dims(t, axis) for t in tensors], axis)
 
 
+install_stack(stack)  # nested lists of tensors, wherever an op takes an array-like
+
+
 def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Split into pieces along ``axis``, as ``numpy.split``."""
     x = as_tensor(x)
@@ -222,26 +227,79 @@ def split(x: Any, indices_or_sections: int | Sequence[int], axis: int = 0) -> li
 
 
 # ---- Gather and scatter ----
-take_p = Primitive("take", linear=True)
-take_p.defvjp(
-    lambda g, ans, x, idx, axis: bind(scatter_add_p, zeros(x.shape, g.dtype), idx, g, axis=axis),
-    None,
-)
-take_p.defjvp(lambda t, ans, x, idx, axis: bind(take_p, t, idx, axis=axis), None)
+def take_vjp(g, ans, x, idx, axis):
+    return bind(scatter_add_p, zeros(x.shape, g.dtype), idx, g, axis=axis)
 
-scatter_add_p = Primitive("scatter_add", linear=True)
-scatter_add_p.defvjp(
-    lambda g, ans, operand, idx, updates, axis: g,
-    None,
-    lambda g, ans, operand, idx, updates, axis: bind(take_p, g, idx, axis=axis),
-)
-scatter_add_p.defjvp(
-    lambda t, ans, operand, idx, updates, axis: t,
-    None,
-    lambda t, ans, operand, idx, updates, axis: bind(
-        scatter_add_p, zeros(operand.shape, t.dtype), idx, t, axis=axis
-    ),
-)
+
+def take_batched_jvp(ts, ans, x, idx, axis, batch):
+    return bind(take_p, ts[0], idx, axis=axis + 1)
+
+
+take_p = Primitive("take", 2, family=INDEXING, linear=True)  # linear in x; idx is an index
+take_p.defvjp(take_vjp, None)
+take_p.def_batched_jvp(take_batched_jvp)
+
+
+def scatter_add_vjp_operand(g, ans, operand, idx, updates, axis):
+    return g
+
+
+def scatter_add_vjp_updates(g, ans, operand, idx, updates, axis):
+    return bind(take_p, g, idx, axis=axis)
+
+
+def scatter_add_jvp_updates(t, ans, operand, idx, updates, axis):
+    return bind(scatter_add_p, zeros(operand.shape, t.dtype), idx, t, axis=axis)
+
+
+def scatter_add_batched_jvp(ts, ans, operand, idx, updates, axis, batch):
+    out = ts[0]
+    if ts[2] is not None:
+        term = _scatter_into_zeros(ts[2], idx, operand.shape, axis, batch)
+        out = term if out is None else add(out, term)
+    return out
+
+
+def _scatter_into_zeros(t, idx, shape, axis, batch):
+    # scatter_add(zeros((B, *shape)), idx, t, axis + 1). Where idx is a run of consecutive
+    # positions (what the derivative of a slice scatters), that is t between two blocks of
+    # zeros: a concatenation, cheaper than a scatter kernel or NumPy's add.at. t + 0.0 is what
+    # the scatter computes (0.0 + t), so -0.0 becomes 0.0 there too.
+    start = _run_start(idx)
+    if start is None:
+        return bind(scatter_add_p, zeros((batch,) + shape, t._dtype), idx, t, axis=axis + 1)
+    t = bind(add_p, t, tensor(0.0, t._dtype))
+    parts, after = [], shape[axis] - start - idx.shape[0]
+    for size in (start, None, after):
+        if size is None:
+            parts.append(t)
+        elif size:
+            parts.append(zeros((batch,) + shape[:axis] + (size,) + shape[axis + 1 :], t._dtype))
+    return t if len(parts) == 1 else bind(concatenate_p, *parts, axis=axis + 1)
+
+
+def _run_start(idx: Tensor) -> int | None:
+    """``a`` if the indices are ``a, a + 1, ..., a + n - 1`` (n >= 1), else None. A tracer's
+    values are not read (a staged program must not depend on them)."""
+    if isinstance(idx, Tracer) or len(idx.shape) != 1 or not idx.shape[0]:
+        return None
+    positions = idx.numpy()
+    start = int(positions[0])
+    if start < 0:  # a negative index counts from the end: not a plain run
+        return None
+    if int(positions[-1]) - start != len(positions) - 1:
+        return None
+    return start if np.array_equal(positions, np.arange(start, start + len(positions))) else None
+
+
+# Linear in (operand, updates) together (idx is an index). NOTE: explicit JVP rules all the same,
+# one per input: the linear rule would scatter the updates' tangent into the operand's, an order
+# of additions the batched rule (which must agree bit for bit) does not follow, and materialise
+# a zero for an input without a tangent.
+scatter_add_p = Primitive("scatter_add", 3, family=INDEXING, linear=True)
+scatter_add_p.defvjp(scatter_add_vjp_operand, None, scatter_add_vjp_updates)
+scatter_add_p.defjvp(scatter_add_vjp_operand, None, scatter_add_jvp_updates)
+scatter_add_p.def_batched_jvp(scatter_add_batched_jvp)
 
 
 def _index_tensor(op: str, indices: Any, size: int) -> Tensor:

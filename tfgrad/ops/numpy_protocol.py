@@ -32,9 +32,10 @@ import numpy as np
 
 from ..dtypes import as_dtype
 from ..errors import NumpyDispatchError
-from ..tensor import Tensor, full_like, ones_like, zeros_like
+from ..tensor import Tensor
 from . import composite, elementwise, linalg, movement, reduce
 from ._common import as_tensor, astype, shape_of
+from .creation import full_like, ones_like, zeros_like
 
 __all__ = ["install"]
 
@@ -124,7 +125,7 @@ FUNCTIONS: dict[Callable, tuple[Callable, str]] = {
     np.split: (movement.split, "ary indices_or_sections axis"),
     np.reshape: (movement.reshape, "a shape order newshape:shape copy"),
     np.transpose: (movement.transpose, "a axes"),
-    np.broadcast_to: (movement.broadcast_to, "array shape subok"),
+    np.broadcast_to: (reduce.broadcast_to, "array shape subok"),
     np.expand_dims: (movement.expand_dims, "a axis"),
     np.squeeze: (movement.squeeze, "a axis"),
     np.take: (_take, "a indices axis out mode"),

@@ -1,17 +1,26 @@
-"""Reductions (sum, max, prod) and the scan cumsum, with their rules; ``unbroadcast``."""
+"""Reductions (sum, max, prod), the scan cumsum, and broadcast_to, with their rules;
+``unbroadcast``.
+
+``broadcast_to`` lives here, beside ``sum``: each is the other's transpose (a broadcast's VJP
+sums the broadcast axes away, a sum's VJP broadcasts), so keeping the pair in one module lets
+neither this module nor :mod:`.movement` import the other.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
+import numpy as np
+
+from ..backends.base import MOVEMENT, REDUCTION
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
 from ._common import as_tensor, normalize_axes
 from .elementwise import equal, where
-from .movement import broadcast_to, reshape
+from .movement import reshape, reshape_p
 
-__all__ = ["sum", "max", "prod", "cumsum", "unbroadcast"]
+__all__ = ["sum", "max", "prod", "cumsum", "broadcast_to", "unbroadcast"]
 
 
 def _keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -23,10 +32,53 @@ def _expand(g: Tensor, x: Tensor, axes, keepdims) -> Tensor:
     return g if keepdims else reshape(g, _keepdims_shape(x.shape, axes))
 
 
+def _shift(axes: tuple[int, ...]) -> tuple[int, ...]:
+    """Axes of a primal as axes of its batched tangent (batch axis first)."""
+    return tuple(a + 1 for a in axes)
+
+
+# ---- Broadcast ----
+def broadcast_to_vjp(g, ans, x, shape):
+    return unbroadcast(g, x.shape)
+
+
+def broadcast_to_batched_jvp(ts, ans, x, shape, batch):
+    t = ts[0]
+    new = len(shape) - len(x.shape)
+    if new:
+        t = bind(reshape_p, t, shape=(batch,) + (1,) * new + x.shape)
+    return broadcast_to(t, (batch,) + tuple(shape))
+
+
+broadcast_to_p = Primitive("broadcast_to", 1, family=MOVEMENT, linear=True)
+broadcast_to_p.defvjp(broadcast_to_vjp)
+broadcast_to_p.def_batched_jvp(broadcast_to_batched_jvp)
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+    """``x`` repeated along new or size-1 axes to ``shape`` (NumPy broadcasting rules)."""
+    x = as_tensor(x)
+    shape = tuple(int(s) for s in shape)
+    try:
+        if tuple(np.broadcast_shapes(x.shape, shape)) != shape:
+            raise ValueError
+    except ValueError:
+        raise ShapeError(f"broadcast_to: cannot broadcast shape {x.shape} to {shape}.") from None
+    return x if x.shape == shape else bind(broadcast_to_p, x, shape=shape)
+
+
 # ---- Sum ----
-sum_p = Primitive("sum", linear=True)
-sum_p.defvjp(lambda g, ans, x, axes, keepdims: broadcast_to(_expand(g, x, axes, keepdims), x.shape))
-sum_p.defjvp(lambda t, ans, x, axes, keepdims: bind(sum_p, t, axes=axes, keepdims=keepdims))
+def sum_vjp(g, ans, x, axes, keepdims):
+    return broadcast_to(_expand(g, x, axes, keepdims), x.shape)
+
+
+def sum_batched_jvp(ts, ans, x, axes, keepdims, batch):
+    return bind(sum_p, ts[0], axes=_shift(axes), keepdims=keepdims)
+
+
+sum_p = Primitive("sum", 1, family=REDUCTION, linear=True)
+sum_p.defvjp(sum_vjp)
+sum_p.def_batched_jvp(sum_batched_jvp)
 
 
 def sum(x: Any, axis=None, keepdims: bool = False) -> Tensor:
@@ -59,11 +111,23 @@ def _max_share(ans, x, axes, keepdims):
     return hit / bind(sum_p, hit, axes=axes, keepdims=True)
 
 
-max_p = Primitive("max")
-max_p.defvjp(lambda g, ans, x, axes, keepdims: _expand(g, x, axes, keepdims)
-             * _max_share(ans, x, axes, keepdims))  # fmt: skip
-max_p.defjvp(lambda t, ans, x, axes, keepdims: bind(
-    sum_p, t * _max_share(ans, x, axes, keepdims), axes=axes, keepdims=keepdims))  # fmt: skip
+def max_vjp(g, ans, x, axes, keepdims):
+    return _expand(g, x, axes, keepdims) * _max_share(ans, x, axes, keepdims)
+
+
+def max_jvp(t, ans, x, axes, keepdims):
+    return bind(sum_p, t * _max_share(ans, x, axes, keepdims), axes=axes, keepdims=keepdims)
+
+
+def max_batched_jvp(ts, ans, x, axes, keepdims, batch):
+    share = _max_share(ans, x, axes, keepdims)
+    return bind(sum_p, ts[0] * share, axes=_shift(axes), keepdims=keepdims)
+
+
+max_p = Primitive("max", 1, family=REDUCTION)
+max_p.defvjp(max_vjp)
+max_p.defjvp(max_jvp)
+max_p.def_batched_jvp(max_batched_jvp)
 
 
 def max(x: Any, axis=None, keepdims: bool = False) -> Tensor:
@@ -94,11 +158,23 @@ def _prod_others(ans, x, axes):
     return where(equal(zeros, 0), p_safe / x_safe, where(equal(zeros, 1), one_zero, 0.0))
 
 
-prod_p = Primitive("prod")
-prod_p.defvjp(lambda g, ans, x, axes, keepdims: _expand(g, x, axes, keepdims)
-              * _prod_others(ans, x, axes))  # fmt: skip
-prod_p.defjvp(lambda t, ans, x, axes, keepdims: bind(
-    sum_p, t * _prod_others(ans, x, axes), axes=axes, keepdims=keepdims))  # fmt: skip
+def prod_vjp(g, ans, x, axes, keepdims):
+    return _expand(g, x, axes, keepdims) * _prod_others(ans, x, axes)
+
+
+def prod_jvp(t, ans, x, axes, keepdims):
+    return bind(sum_p, t * _prod_others(ans, x, axes), axes=axes, keepdims=keepdims)
+
+
+def prod_batched_jvp(ts, ans, x, axes, keepdims, batch):
+    others = _prod_others(ans, x, axes)
+    return bind(sum_p, ts[0] * others, axes=_shift(axes), keepdims=keepdims)
+
+
+prod_p = Primitive("prod", 1, family=REDUCTION)
+prod_p.defvjp(prod_vjp)
+prod_p.defjvp(prod_jvp)
+prod_p.def_batched_jvp(prod_batched_jvp)
 
 
 def prod(x: Any, axis=None, keepdims: bool = False) -> Tensor:
@@ -108,9 +184,17 @@ def prod(x: Any, axis=None, keepdims: bool = False) -> Tensor:
 
 
 # ---- Cumulative sum ----
-cumsum_p = Primitive("cumsum", linear=True)
-cumsum_p.defvjp(lambda g, ans, x, axis, reverse: bind(cumsum_p, g, axis=axis, reverse=not reverse))
-cumsum_p.defjvp(lambda t, ans, x, axis, reverse: bind(cumsum_p, t, axis=axis, reverse=reverse))
+def cumsum_vjp(g, ans, x, axis, reverse):
+    return bind(cumsum_p, g, axis=axis, reverse=not reverse)
+
+
+def cumsum_batched_jvp(ts, ans, x, axis, reverse, batch):
+    return bind(cumsum_p, ts[0], axis=axis + 1, reverse=reverse)
+
+
+cumsum_p = Primitive("cumsum", 1, family=REDUCTION, linear=True)
+cumsum_p.defvjp(cumsum_vjp)
+cumsum_p.def_batched_jvp(cumsum_batched_jvp)
 
 
 def cumsum(x: Any, axis: int | None = None, reverse: bool = False) -> Tensor:

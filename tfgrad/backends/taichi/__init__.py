@@ -1,9 +1,12 @@
-"""The Taichi backend: every backend op as a ``@ti.kernel`` (see :mod:`.backend`).
+"""The Taichi backend: every op as a Taichi kernel (see :mod:`.backend`).
 
-Kernels live in one module per family (:mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`,
-:mod:`.linalg`, :mod:`.creation`), with the scalar helpers they share in :mod:`.codec`. Importing
-this package imports Taichi but never calls ``ti.init``: :class:`~.backend.TaichiBackend` does,
-when it is constructed.
+One module per job: :mod:`.runtime` (starting Taichi), :mod:`.buffers` (buffers and the views
+kernels take), :mod:`.backend` (the backend object), :mod:`.kernels` (the family tables),
+:mod:`.dispatch` (which implementation runs an op), :mod:`.fusion` (``tfgrad.jit``'s fused
+kernels), and one module per family of ops, each with its kernels, their host adapters and its
+table (:mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`, :mod:`.linalg`, :mod:`.creation`),
+with the scalar helpers they share in :mod:`.codec`. Importing this package imports Taichi but
+never calls ``ti.init``: :class:`~.backend.TaichiBackend` does, when it is constructed.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Creation kernels: full, arange, eye, and counter-based random draws.
+"""The creation family: full, arange, eye, and counter-based random draws; the kernels, their
+host adapters and the table.
 
 Random draws reproduce :mod:`tfgrad.backends.rng` bit for bit: word ``i`` of a stream is
 ``splitmix64(splitmix64(seed) + counter + i)`` in wrapping uint64 arithmetic; a uniform keeps the
@@ -9,8 +10,13 @@ Box-Muller in float64 on words ``2i`` and ``2i + 1``, rounded to the dtype as Nu
 
 import math
 
+import numpy as np
 import taichi as ti
 
+from ...errors import DtypeError
+from ..base import TRANSCENDENTAL
+from ..rng import MANTISSA_BITS
+from .buffers import FLOAT64, FLOATS
 from .codec import store_exact, store_f64
 from .elementwise import log1p_op
 
@@ -110,3 +116,85 @@ def random_normal_kernel(
         u1 = unit_float64(splitmix64(word))
         u2 = unit_float64(splitmix64(word + ti.u64(1)))
         store_f64(out, i, ti.sqrt(-2 * log1p_op(-u1)) * ti.cos(ti.f64(TWO_PI) * u2))
+
+
+# ---- Host adapters ----
+def _shape(shape):
+    return (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
+
+
+def fill(backend, shape, value, dtype):
+    """A new buffer of ``shape`` and ``dtype`` (a NumPy dtype) holding ``value``."""
+    out = backend.empty(_shape(shape), dtype)
+    if out.size:
+        value_float, value_int = backend.exact_scalar(value, dtype)
+        full_kernel(backend.arg(out), value_float, value_int, backend.serial(out.size))
+    return out
+
+
+def full(backend, op, shape, value, dtype):
+    dtype = np.dtype(dtype)
+    backend.check_dtype(op.name, dtype)
+    return fill(backend, shape, value, dtype)
+
+
+def arange(backend, op, start, step, n, dtype):
+    dtype = np.dtype(dtype)
+    backend.check_dtype(op.name, dtype)
+    out = backend.empty(_shape(n), dtype)
+    if out.size:
+        arange_kernel(backend.arg(out), float(start), float(step), backend.serial(out.size))
+    return out
+
+
+def eye(backend, op, n, m=None, k=0, dtype=FLOAT64):
+    dtype = np.dtype(dtype)
+    backend.check_dtype(op.name, dtype)
+    m = n if m is None else m
+    out = backend.empty((int(n), int(m)), dtype)
+    if out.size:
+        one_float, one_int = backend.exact_scalar(1, dtype)
+        eye_kernel(backend.arg(out), int(m), int(k), one_float, one_int, backend.serial(out.size))
+    return out
+
+
+def _random_dtype(name, dtype):
+    dtype = np.dtype(dtype)
+    if dtype not in FLOATS:
+        raise DtypeError(f"{name}: draws are floats; got dtype {dtype}, use a float dtype.")
+    return dtype
+
+
+def random_uniform(backend, op, shape, seed, counter, dtype):
+    dtype = _random_dtype(op.name, dtype)
+    out = backend.empty(_shape(shape), dtype)
+    if out.size:
+        bits_kept = MANTISSA_BITS[dtype.name]
+        random_uniform_kernel(
+            backend.arg(out),
+            int(seed) % 2**64,
+            int(counter) % 2**64,
+            bits_kept,
+            2.0**-bits_kept,
+            backend.serial(out.size),
+        )
+    return out
+
+
+def random_normal(backend, op, shape, seed, counter, dtype):
+    dtype = _random_dtype(op.name, dtype)
+    out = backend.empty(_shape(shape), dtype)
+    if out.size:
+        # a log, a square root and a cosine per element: a transcendental's serial threshold
+        serial = backend.serial(out.size, TRANSCENDENTAL)
+        random_normal_kernel(backend.arg(out), int(seed) % 2**64, int(counter) % 2**64, serial)
+    return out
+
+
+CREATION = {
+    "full": full,
+    "arange": arange,
+    "eye": eye,
+    "random_uniform": random_uniform,
+    "random_normal": random_normal,
+}

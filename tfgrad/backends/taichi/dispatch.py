@@ -3,17 +3,18 @@
 Three implementations exist on the CPU:
 
 - ``"taichi"``: the op's Taichi kernel (every op has one);
-- ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS reaches ~180 GFLOP/s here,
-  the Taichi matmul 75-170 in float32 on large products and far less on small ones: see
-  benchmarks/README.md, "Matmul");
-- ``"numpy"``: the reference backend's own function for the op
-  (:data:`tfgrad.backends.numpy_backend._OPS`), for arrays so small that a Taichi launch
-  (~40 us from Python) costs more than the work.
+- ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS is about twice as fast as
+  the Taichi matmul on large products and far faster on small ones: benchmarks/README.md,
+  "Matmul");
+- ``"numpy"``: the reference backend's own function for the op (its entry in
+  :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
+  Taichi launch from Python costs more than the work.
 
-The NumPy crossover sizes are measured by ``benchmarks/calibrate_dispatch.py`` and read from
-``dispatch_thresholds.json`` beside this module: per op family (a cheap elementwise op, a
-transcendental, a reduction, a movement op) and dtype, NumPy runs arrays of fewer elements than
-the threshold. Modes:
+The policy reads an op's family (:class:`tfgrad.backends.base.OpInfo`), never its name. The
+NumPy crossover sizes are measured by ``benchmarks/calibrate_dispatch.py`` and read from
+``dispatch_thresholds.json`` beside this module: per calibrated family (a cheap elementwise op, a
+transcendental, a reduction, a movement op; :data:`CALIBRATED` says which stands for each op
+family) and dtype, NumPy runs arrays of fewer elements than the threshold. Modes:
 
 - ``"auto"`` (``tfgrad.init``'s default): the table below;
 - ``"taichi-only"``: every op runs its Taichi kernel (teaching, and testing every kernel).
@@ -32,35 +33,39 @@ import ml_dtypes
 import numpy as np
 
 from ...errors import BackendError
+from .. import base
+from ..base import OpInfo
+from . import kernels
 
-__all__ = ["MODES", "THRESHOLDS", "Policy"]
+__all__ = ["MODES", "THRESHOLDS", "CALIBRATED", "FAMILY", "Policy"]
 
 MODES = ("auto", "taichi-only")
 TAICHI, BLAS, NUMPY = "taichi", "blas", "numpy"
 
 THRESHOLDS_FILE = Path(__file__).with_name("dispatch_thresholds.json")
 
-# Which calibrated family stands for each op. Ops absent here always run their Taichi kernel:
-# reshape is a view either way; take and scatter_add check their indices in the kernel (NumPy
-# would raise an IndexError, not tfgrad's ShapeError); matmul has its own rule (BLAS).
-FAMILY = {
-    **dict.fromkeys(
-        ("neg", "abs", "sign", "sqrt", "add", "sub", "mul", "div", "maximum", "minimum"),
-        "elementwise",
-    ),
-    **dict.fromkeys(("eq", "ne", "lt", "le", "gt", "ge", "where", "cast"), "elementwise"),
-    **dict.fromkeys(("full", "arange", "eye", "random_uniform"), "elementwise"),
-    **dict.fromkeys(
-        ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "pow", "random_normal"),
-        "transcendental",
-    ),
-    **dict.fromkeys(("sum", "max", "prod", "cumsum"), "reduction"),
-    **dict.fromkeys(("transpose", "broadcast_to", "slice", "concatenate"), "movement"),
+# Which calibrated family stands for each op family. Families absent here always run their
+# Taichi kernel: take and scatter_add check their indices in the kernel (NumPy would raise an
+# IndexError, not tfgrad's ShapeError); matmul has its own rule (BLAS).
+CALIBRATED = {
+    base.ELEMENTWISE: "elementwise",
+    base.COMPARISON: "elementwise",
+    base.CAST: "elementwise",
+    base.CREATION: "elementwise",
+    base.TRANSCENDENTAL: "transcendental",
+    base.REDUCTION: "reduction",
+    base.MOVEMENT: "movement",
 }
-CREATION = ("full", "arange", "eye", "random_uniform", "random_normal")
 # Indexed moves whose indices are already known valid (tfgrad.jit checked them while tracing)
 # follow the movement family: NumPy's IndexError can no longer happen.
-CHECKED_INDEXING = ("take", "scatter_add")
+CHECKED = {base.INDEXING: base.MOVEMENT}
+# The calibrated family of every op the Taichi backend runs, read from its kernel tables.
+FAMILY = {
+    op: CALIBRATED[family]
+    for family, table in kernels.TABLES.items()
+    if family in CALIBRATED
+    for op in table
+}
 
 # Only float32/float64 leave Taichi: the thresholds were measured in those dtypes; float16 and
 # bfloat16 keep Taichi (NumPy computes halves through float32 copies), and integer/bool inputs
@@ -81,22 +86,23 @@ def _load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, dict[np.dtype, i
 THRESHOLDS = _load_thresholds()
 
 
-def _data_dtype(op: str, bufs: tuple, params: dict) -> np.dtype:
-    if op in CREATION:
-        return np.dtype(params["dtype"])
-    return bufs[1].dtype if op == "where" else bufs[0].dtype  # where's first input is the mask
+BOOL = np.dtype(np.bool_)
 
 
-def _size(op: str, bufs: tuple, params: dict) -> int:
-    """The elements an op touches, as the calibration counts them (its largest array)."""
-    if op in ("full", "random_uniform", "random_normal", "broadcast_to"):
-        shape = params["shape"]
-        return int(shape) if isinstance(shape, (int, np.integer)) else math.prod(shape)
-    if op == "arange":
-        return params["n"]
-    if op == "eye":
-        return params["n"] * (params.get("m") or params["n"])
-    return max(b.size for b in bufs)
+def _size(bufs: tuple, params: dict) -> int:
+    """The elements an op touches, as the calibration counts them: its largest array, the
+    output shape a parameter gives included (creation ops, broadcast_to)."""
+    size = max(b.size for b in bufs) if bufs else 0
+    if not params:
+        return size
+    shape = params.get("shape")
+    if shape is not None:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else shape
+        size = max(size, math.prod(shape))
+    if "n" in params:  # arange(n) makes n elements, eye(n, m) n * m (m = None: n)
+        n, m = params["n"], params.get("m", 1)
+        size = max(size, n * (n if m is None else m))
+    return size
 
 
 class Policy:
@@ -111,28 +117,41 @@ class Policy:
         self.mode = mode
         self.device = device
         thresholds = THRESHOLDS if thresholds is None else thresholds
-        # {op: {dtype: BLAS or numpy_below}}; an op or dtype not in it runs Taichi.
+        # {family: {dtype: BLAS or numpy_below}}; a family or dtype not in it runs Taichi.
         self.table: dict[str, dict[np.dtype, Any]] = {}
+        self.checked: dict[str, dict[np.dtype, Any]] = {}
         if mode == "taichi-only" or device != "cpu":
             return
-        self.table["matmul"] = {FLOAT32: BLAS, FLOAT64: BLAS}
-        for op, family in FAMILY.items():
-            below = thresholds.get(family, {})
-            self.table[op] = {d: below[d] for d in (FLOAT32, FLOAT64) if below.get(d, 0) > 0}
-        self.checked = {op: self.table["slice"] for op in CHECKED_INDEXING}
+        self.table[base.LINALG] = {FLOAT32: BLAS, FLOAT64: BLAS}
+        for family, calibrated in CALIBRATED.items():
+            below = thresholds.get(calibrated, {})
+            self.table[family] = {d: below[d] for d in (FLOAT32, FLOAT64) if below.get(d, 0) > 0}
+        self.checked = {family: self.table[follows] for family, follows in CHECKED.items()}
 
-    def choose(self, op: str, bufs: tuple, params: dict, indices_checked: bool = False) -> str:
-        """The implementation for ``op`` on ``bufs``; ``indices_checked``: a take/scatter_add
-        whose indices are known to be in range (so NumPy may run it)."""
-        rules = self.table.get(op) or (self.checked.get(op) if indices_checked else None)
+    def choose(
+        self, op: base.OpInfo | str, bufs: tuple, params: dict, indices_checked: bool = False
+    ) -> str:
+        """The implementation for ``op`` (a name, or its :class:`~tfgrad.backends.base.OpInfo`)
+        on ``bufs``; ``indices_checked``: a take/scatter_add whose indices are known to be in
+        range (so NumPy may run it)."""
+        family = op.family if type(op) is OpInfo else kernels.family_of(op)
+        rules = self.table.get(family) or (self.checked.get(family) if indices_checked else None)
         if not rules:
             return TAICHI
-        rule = rules.get(_data_dtype(op, bufs, params))
+        # The dtype the op computes in: its first input, or the second where the first is a bool
+        # mask (where's condition); a creation op's parameter.
+        if bufs:
+            dtype = bufs[0].dtype
+            if dtype == BOOL and len(bufs) > 1:
+                dtype = bufs[1].dtype
+        else:
+            dtype = np.dtype(params["dtype"])
+        rule = rules.get(dtype)
         if rule is None:
             return TAICHI
         if rule == BLAS:
             return BLAS
-        return NUMPY if _size(op, bufs, params) < rule else TAICHI
+        return NUMPY if _size(bufs, params) < rule else TAICHI
 
     def __repr__(self) -> str:
         return f"Policy(mode={self.mode!r}, device={self.device!r})"

@@ -1,18 +1,26 @@
-"""Elementwise kernels: unary math, binary arithmetic, comparisons, ``where`` and ``cast``.
+"""The pointwise families (elementwise, transcendental, comparison, cast): kernels, their host
+adapters and the tables that name them.
 
 Every kernel loops over a flat output. A binary kernel reads its inputs at ``i * stride`` with a
-stride of 1 (same shape as the output) or 0 (one element, broadcast); the backend materialises
+stride of 1 (same shape as the output) or 0 (one element, broadcast); the adapter materialises
 any other broadcast first. ``serial`` (a compile-time flag) runs the loop on the calling thread:
 Taichi's parallel dispatch costs more than a small loop (see ``backend.SERIAL_BELOW``).
 
-The math of each op is one ``ti.func`` of compute-dtype values (see :mod:`.codec`); the kernels
-are built from it by :func:`unary_kernel` and :func:`binary_kernel`.
+The math of each op is one ``ti.func`` of compute-dtype values (see :mod:`.codec`). A table
+entry (:class:`Unary`, :class:`Binary`, ...) builds the op's kernel from it, runs it on buffers
+the front end has validated, and gives the fused kernels of ``tfgrad.jit`` the same function
+(:mod:`.fusion`), so a fused result equals the unfused one. An op defined by its scalar math
+(``tfgrad.extend``) gets an entry from that math (:func:`scalar_entry`).
 """
 
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+import numpy as np
 import taichi as ti
 
+from ...errors import DtypeError, MissingKernelError
+from .buffers import BOOL, FLOAT16, FLOAT64, FLOATS, INTEGERS
 from .codec import INTEGER_STORAGE, is_nan, load, storage_of, store, store_f64
+from .movement import broadcast_to
 
 
 def unary_kernel(op, name: str):
@@ -30,7 +38,8 @@ def unary_kernel(op, name: str):
 
 def binary_kernel(op, name: str):
     """A kernel computing ``out[i] = op(x[i * sx], y[i * sy])``, strides 0 or 1. Unless
-    ``strided`` (compile time), both strides are 1: the common case, 30 % faster serially."""
+    ``strided`` (compile time), both strides are 1: the common case, and faster (measured:
+    benchmarks/README.md, "Small kernels and paths")."""
 
     def kernel(
         x: ti.types.ndarray(ndim=1),
@@ -170,20 +179,6 @@ def sign_op(v):
     return r
 
 
-neg_kernel = unary_kernel(neg_op, "neg_kernel")
-exp_kernel = unary_kernel(exp_op, "exp_kernel")
-log_kernel = unary_kernel(log_op, "log_kernel")
-log1p_kernel = unary_kernel(log1p_op, "log1p_kernel")
-expm1_kernel = unary_kernel(expm1_op, "expm1_kernel")
-sin_kernel = unary_kernel(sin_op, "sin_kernel")
-cos_kernel = unary_kernel(cos_op, "cos_kernel")
-tan_kernel = unary_kernel(tan_op, "tan_kernel")
-tanh_kernel = unary_kernel(tanh_op, "tanh_kernel")
-sqrt_kernel = unary_kernel(sqrt_op, "sqrt_kernel")
-abs_kernel = unary_kernel(abs_op, "abs_kernel")
-sign_kernel = unary_kernel(sign_op, "sign_kernel")
-
-
 # ---- Binary: a, b share one compute dtype ----
 @ti.func
 def add_op(a, b):
@@ -252,20 +247,6 @@ def gt_op(a, b):
 @ti.func
 def ge_op(a, b):
     return a >= b
-
-
-add_kernel = binary_kernel(add_op, "add_kernel")
-sub_kernel = binary_kernel(sub_op, "sub_kernel")
-mul_kernel = binary_kernel(mul_op, "mul_kernel")
-div_kernel = binary_kernel(div_op, "div_kernel")
-maximum_kernel = binary_kernel(maximum_op, "maximum_kernel")
-minimum_kernel = binary_kernel(minimum_op, "minimum_kernel")
-eq_kernel = binary_kernel(eq_op, "eq_kernel")
-ne_kernel = binary_kernel(ne_op, "ne_kernel")
-lt_kernel = binary_kernel(lt_op, "lt_kernel")
-le_kernel = binary_kernel(le_op, "le_kernel")
-gt_kernel = binary_kernel(gt_op, "gt_kernel")
-ge_kernel = binary_kernel(ge_op, "ge_kernel")
 
 
 @ti.func
@@ -354,3 +335,202 @@ def cast_kernel(x: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1), seri
             store_f64(out, i, x[i])
         else:
             store(out, i, load(x, i))
+
+
+# ---- Host adapters: one entry per op in its family's table ----
+def _operand(backend, buf, shape, raw=False):
+    """A kernel argument and stride for an input of a broadcasting op: stride 1 when it has
+    the output's shape, 0 for a single element, else the broadcast, materialised."""
+    arg = backend.raw if raw else backend.arg
+    if tuple(buf.shape) == shape:
+        return arg(buf), 1
+    if buf.size == 1:
+        return arg(buf), 0
+    return arg(broadcast_to(backend, None, buf, shape)), 1
+
+
+class Unary:
+    """``out[i] = func(x[i])``, for float inputs and ``dtypes``."""
+
+    def __init__(self, func, dtypes=(), name=None):
+        self.func = func
+        self.dtypes = FLOATS + tuple(dtypes)
+        name = name or func.__name__.removesuffix("_op")
+        self.kernel = unary_kernel(func, f"{name}_kernel")
+
+    def __call__(self, backend, op, x):
+        if x.dtype not in self.dtypes:
+            kinds = ", ".join(str(d) for d in self.dtypes)
+            raise DtypeError(
+                f"{op.name}: takes {kinds} arrays, got {x.dtype} of shape {x.shape}; cast it "
+                "first (x.astype('float64'))."
+            )
+        out = backend.empty(x.shape, x.dtype)
+        if out.size:
+            self.kernel(backend.arg(x), backend.arg(out), backend.serial(out.size, op.family))
+        return out
+
+    def fusable(self, in_dtypes, out_dtype):
+        return all(d in FLOATS for d in (*in_dtypes, out_dtype))
+
+    def expression(self, call, args, in_dtypes, params):
+        return f"{call}({args[0]})"
+
+
+class Binary:
+    """``out[i] = func(x[i], y[i])`` with broadcasting; ``bools``: defined on bool arrays (as
+    NumPy's logical or/and for add/mul). ``kernel`` replaces the one built from ``func``; it
+    returns how many elements it refused (pow: integers to negative integer powers)."""
+
+    def __init__(self, func, bools=False, kernel=None, name=None):
+        self.func = func
+        self.bools = bools
+        name = name or func.__name__.removesuffix("_op")
+        self.kernel = kernel or binary_kernel(func, f"{name}_kernel")
+
+    def out_dtype(self, dtype):
+        return dtype
+
+    def __call__(self, backend, op, x, y):
+        if x.dtype == BOOL and not self.bools:
+            raise DtypeError(
+                f"{op.name}: bool arrays cannot be used here (as in NumPy); cast first."
+            )
+        shape = x.shape if x.shape == y.shape else tuple(np.broadcast_shapes(x.shape, y.shape))
+        out = backend.empty(shape, self.out_dtype(x.dtype))
+        if not out.size:
+            return out
+        (xa, sx), (ya, sy) = _operand(backend, x, shape), _operand(backend, y, shape)
+        serial = backend.serial(out.size, op.family)
+        refused = self.kernel(xa, ya, backend.arg(out), sx, sy, sx != 1 or sy != 1, serial)
+        if refused:
+            raise DtypeError(
+                f"{op.name}: integers to negative integer powers are not allowed ({x.dtype}, "
+                f"shapes {x.shape} and {y.shape}); cast to a float dtype first."
+            )
+        return out
+
+    def fusable(self, in_dtypes, out_dtype):
+        return all(d in FLOATS for d in (*in_dtypes, out_dtype))
+
+    def expression(self, call, args, in_dtypes, params):
+        return f"{call}({args[0]}, {args[1]})"
+
+
+class Comparison(Binary):
+    """A binary op with a bool result (defined on every dtype)."""
+
+    def __init__(self, func):
+        super().__init__(func, bools=True)
+
+    def out_dtype(self, dtype):
+        return BOOL
+
+    def fusable(self, in_dtypes, out_dtype):
+        return all(d in FLOATS for d in in_dtypes)
+
+    def expression(self, call, args, in_dtypes, params):
+        return f"ti.cast({call}({args[0]}, {args[1]}), ti.i32)"
+
+
+class Select:
+    """``where(c, x, y)``: elements copied as they are stored, broadcasting all three."""
+
+    func = None
+
+    def __call__(self, backend, op, condition, x, y):
+        shape = tuple(np.broadcast_shapes(condition.shape, x.shape, y.shape))
+        out = backend.empty(shape, x.dtype)
+        if not out.size:
+            return out
+        ca, sc = _operand(backend, condition, shape)
+        (xa, sx), (ya, sy) = (
+            _operand(backend, x, shape, raw=True),
+            _operand(backend, y, shape, raw=True),
+        )
+        strided = sc != 1 or sx != 1 or sy != 1
+        where_kernel(
+            ca, xa, ya, backend.raw(out), sc, sx, sy, strided, backend.serial(out.size, op.family)
+        )
+        return out
+
+    def fusable(self, in_dtypes, out_dtype):
+        return in_dtypes[0] == BOOL and all(d in FLOATS for d in (*in_dtypes[1:], out_dtype))
+
+    def expression(self, call, args, in_dtypes, params):
+        return f"ti.select({args[0]} != 0, {args[1]}, {args[2]})"
+
+
+class Cast:
+    """``cast(x, dtype)``, as NumPy's ``astype``."""
+
+    func = None
+
+    def __call__(self, backend, op, x, dtype):
+        dtype = np.dtype(dtype)
+        backend.check_dtype("cast", dtype)
+        if dtype == x.dtype:
+            return x  # buffers are immutable: the same values may be shared
+        out = backend.empty(x.shape, dtype)
+        if out.size:
+            cast_kernel(backend.arg(x), backend.arg(out), backend.serial(out.size, op.family))
+        return out
+
+    def fusable(self, in_dtypes, out_dtype):
+        return all(d in FLOATS for d in (*in_dtypes, out_dtype))
+
+    def expression(self, call, args, in_dtypes, params):
+        source, target = in_dtypes[0], np.dtype(params["dtype"])
+        if target == FLOAT64:
+            return f"ti.cast({args[0]}, ti.f64)"
+        if source == FLOAT64 and target == FLOAT16:  # round once, as NumPy's astype
+            return f"ti.cast(f64_to_f32_odd({args[0]}), ti.f32)"
+        return f"ti.cast({args[0]}, ti.f32)"  # halves round afterwards (as they are stored)
+
+
+ELEMENTWISE = {
+    "neg": Unary(neg_op, INTEGERS),
+    "abs": Unary(abs_op, INTEGERS + (BOOL,)),
+    "sign": Unary(sign_op, INTEGERS),
+    "sqrt": Unary(sqrt_op),
+    "add": Binary(add_op, bools=True),
+    "sub": Binary(sub_op),
+    "mul": Binary(mul_op, bools=True),
+    "div": Binary(div_op),
+    "maximum": Binary(maximum_op, bools=True),
+    "minimum": Binary(minimum_op, bools=True),
+    "where": Select(),
+}
+TRANSCENDENTAL = {
+    "exp": Unary(exp_op),
+    "log": Unary(log_op),
+    "log1p": Unary(log1p_op),
+    "expm1": Unary(expm1_op),
+    "sin": Unary(sin_op),
+    "cos": Unary(cos_op),
+    "tan": Unary(tan_op),
+    "tanh": Unary(tanh_op),
+    "pow": Binary(float_pow, bools=True, kernel=pow_kernel),  # pow_kernel: integers too
+}
+COMPARISON = {
+    "eq": Comparison(eq_op),
+    "ne": Comparison(ne_op),
+    "lt": Comparison(lt_op),
+    "le": Comparison(le_op),
+    "gt": Comparison(gt_op),
+    "ge": Comparison(ge_op),
+}
+CAST = {"cast": Cast()}
+
+
+def scalar_entry(op):
+    """The entry of an op defined by its scalar math (``OpInfo.scalar``): its kernel is built
+    from that math as a ``ti.func``, as the built-in ops' kernels are from theirs."""
+    entries = {1: Unary, 2: Binary}
+    if op.arity not in entries:
+        raise MissingKernelError(
+            f"{op.name}: an op defined by its scalar math takes one or two inputs on the taichi "
+            f"backend, not {op.arity}; declare it with n_in=1 or n_in=2."
+        )
+    func = ti.func(op.scalar)
+    return Unary(func, name=op.name) if op.arity == 1 else Binary(func, name=op.name)

@@ -1,4 +1,5 @@
-"""Matrix product kernel: a batch of ``(m, k) @ (k, n)``, one MR x NR output tile per task.
+"""The linear-algebra family: the matrix product kernel (a batch of ``(m, k) @ (k, n)``, one
+MR x NR output tile per task), its host adapter and the table.
 
 One kernel, two loops (Taichi runs a kernel's top-level loops one after the other):
 
@@ -21,7 +22,7 @@ values). Only ``m < MR`` or ``n < NR`` (``edges``) guards its stores.
 # row's update into one vector multiply and one vector add (``a`` broadcast, the row of ``b``
 # one vector load) -- provided it can prove the NR loads adjacent. Taichi computes indices in i32
 # and sign-extends them with no no-overflow flag, so ``sext(i + 1)`` is not provably
-# ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel: 7-12 GFLOP/s on 2 cores).
+# ``sext(i) + 1`` and the loads stay scalar (the old 4x4 kernel's speed: benchmarks/README.md).
 # Masking the base index with ``& 0x3FFFFFFF`` (a no-op below 2^30) bounds its range, LLVM proves
 # ``base + c`` cannot overflow, and loads and arithmetic vectorise. On Zen 4 a vector multiply
 # and a vector add per cycle (separate pipes) match one FMA per cycle: fast math would not be
@@ -35,11 +36,15 @@ i32, stored as ``sum != 0``.
 """
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 
+import math
 from typing import NamedTuple
 
 import taichi as ti
 
+from ...errors import DtypeError, ShapeError
+from .buffers import BFLOAT16, BOOL, FLOAT16, FLOAT32, INT32
 from .codec import compute_zero, load, store
+from .movement import broadcast_to
 
 # Indices are masked with INDEX_LIMIT - 1 (see the module note); the backend refuses operands
 # and scratch of INDEX_LIMIT elements or more.
@@ -92,15 +97,15 @@ def plan(m: int, k: int, n: int, batches: int, itemsize: int, b_direct: bool, de
     of a; a packing task copies one step of p (more threads)."""
     if device == "cpu":
         NR, G, KB = _VECTOR_BYTES // itemsize, 4, 64
-        # 128 accumulators: 8 vectors, or 16 for f64 with AVX-512 (32 registers; 45 against 40
-        # GFLOP/s on 512^3, 1 core). 16 x 16 f32 gained 5% but took 6 s, not 2 s, to compile.
+        # 128 accumulators: 8 vectors, or 16 for f64 with AVX-512 (32 registers); larger tiles
+        # compile far longer for little (benchmarks/README.md, "Matmul tiles").
         MR = 128 // NR if _VECTOR_BYTES == 64 else 8
     else:
         MR, NR, G, KB = 4, 4, 1, 1
     if n <= 4:
         NR = 4
     # b's rows 4 KiB apart (n = 1024 f32, 512 f64) put a column panel in a few cache sets
-    # (L1 and L2 thrash): packed, it is contiguous (f32 1024^3 93 against 75 GFLOP/s, 1 core)
+    # (L1 and L2 thrash): packed, it is contiguous (benchmarks/README.md, "Matmul tiles")
     pack_b = not (b_direct and n >= NR) or (device == "cpu" and n * itemsize % 4096 == 0)
     row_tiles, col_tiles, blocks = -(-m // MR), -(-n // NR), -(-k // KB)
     scratch = batches * k * (row_tiles * MR + (col_tiles * NR if pack_b else 0))
@@ -350,3 +355,69 @@ def matmul_kernel(
                 edges,
                 zero,
             )
+
+
+# ---- Host adapter ----
+# The dtype the packed operands are stored in (NumPy on the CPU computes these the same way)
+COMPUTE = {BOOL: INT32, FLOAT16: FLOAT32, BFLOAT16: FLOAT32}
+
+
+def matmul(backend, op, a, b):
+    if a.dtype != b.dtype:
+        raise DtypeError(f"matmul: dtypes {a.dtype} and {b.dtype}; cast to one.")
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(f"matmul: shapes {a.shape} and {b.shape}; 0-d arrays have no rows.")
+    vector_a, vector_b = a.ndim == 1, b.ndim == 1
+    a2 = a.reshape((1,) + a.shape) if vector_a else a
+    b2 = b.reshape(b.shape + (1,)) if vector_b else b
+    batch = a2.shape[:-2]
+    (m, k), (k2, n) = a2.shape[-2:], b2.shape[-2:]
+    if k != k2 or (batch != b2.shape[:-2] and not (vector_a or vector_b)):
+        raise ShapeError(
+            f"matmul: shapes {a.shape} and {b.shape} do not fit; need (..., m, k) @ "
+            "(..., k, n) with equal batch dimensions."
+        )
+    if vector_b and a2.ndim > 2:
+        b2 = broadcast_to(backend, None, b2, batch + b2.shape)
+    if vector_a and b2.ndim > 2:
+        batch = b2.shape[:-2]
+        a2 = broadcast_to(backend, None, a2, batch + a2.shape)
+    out = backend.empty(batch + (m, n), a.dtype)
+    if out.size:
+        compute = COMPUTE.get(a.dtype, a.dtype)
+        count = math.prod(batch)
+        tiles = plan(m, k, n, count, compute.itemsize, compute == a.dtype, backend.device)
+        if max(tiles.scratch, a2.size, b2.size, out.size) >= INDEX_LIMIT:
+            raise ShapeError(
+                f"matmul: shapes {a.shape} and {b.shape} are too large for the Taichi "
+                f"kernel's 32-bit indexing (limit {INDEX_LIMIT} elements)."
+            )
+        # a vectorised multiply-add costs ~1/64 of an element of a memory-bound op, and a
+        # parallel loop a thread wake-up (benchmarks/README.md, "Serial loops" and "Matmul")
+        serial_pack = backend.serial(tiles.scratch)
+        serial = backend.serial(out.size * max(k, 1) // 64)
+        matmul_kernel(
+            backend.arg(a2),
+            backend.arg(b2),
+            backend.arg(backend.empty((max(tiles.scratch, 1),), compute)),
+            backend.arg(out),
+            count,
+            m,
+            k,
+            n,
+            tiles.G,
+            0 if serial_pack else tiles.pack_spread,
+            0 if serial else tiles.product_spread,
+            tiles.MR,
+            tiles.NR,
+            tiles.KB,
+            tiles.pack_b,
+            tiles.edges,
+            serial_pack,
+            serial,
+        )
+    shape = batch + ((m,) if not vector_a else ()) + ((n,) if not vector_b else ())
+    return out.reshape(shape)
+
+
+LINALG = {"matmul": matmul}

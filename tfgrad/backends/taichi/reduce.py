@@ -1,6 +1,7 @@
-"""Reduction kernels: sum, max, prod over one block of axes, and cumsum along one axis.
+"""The reduction family: sum, max, prod over one block of axes, and cumsum along one axis; the
+kernels, their host adapters and the table.
 
-The backend views the input as ``(outer, size, inner)`` with the reduced axes in the middle
+The adapter views the input as ``(outer, size, inner)`` with the reduced axes in the middle
 (transposing first when they are not adjacent). Each output element combines ``block``
 consecutive elements of its column in one thread, in a fixed order (``LANES`` interleaved
 partials, then a fixed tree): with ``block >= size`` that is the whole reduction; a long
@@ -11,11 +12,21 @@ counts.
 """
 # NOTE: no `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 
+import math
+
 import taichi as ti
 
+from ...errors import ShapeError
+from .buffers import ACCUMULATOR
 from .codec import accumulate_zero, is_nan, load, store
+from .creation import fill
+from .movement import transpose
 
 LANES = 8  # independent partial results per output (a power of two)
+# Few outputs that each reduce many elements (a full sum) combine fixed blocks of this many
+# elements first, so that both cores work; the block size never depends on the thread count.
+REDUCE_BLOCK = 4096
+SPLIT_BELOW_OUTPUTS = 64
 TREE = (4, 2, 1)  # lanes combine pairwise: [0..3] += [4..7], [0, 1] += [2, 3], [0] += [1]
 
 
@@ -107,3 +118,88 @@ def cumsum_kernel(
             r = size - 1 - s if reverse else s
             acc += load(x, base + r * inner)
             store(out, base + r * inner, acc)
+
+
+# ---- Host adapters ----
+def _layout(backend, x, axes, kept):
+    """``x`` (transposed if needed) and ``inner`` such that it reads as (outer, size, inner)
+    with the reduced elements in the middle."""
+    # Length-1 dimensions do not matter: are the other reduced ones adjacent?
+    dims = [(s, k in axes) for k, s in enumerate(x.shape) if s != 1]
+    flags = [reduced for _, reduced in dims]
+    first = flags.index(True)
+    last = len(flags) - 1 - flags[::-1].index(True)
+    if all(flags[first : last + 1]):
+        return x, math.prod(s for s, _ in dims[last + 1 :])
+    return transpose(backend, None, x, tuple(kept) + axes), 1
+
+
+class Reduction:
+    """A reduction over axes: ``combine`` is the kernel's combine step ("sum", "max" or
+    "prod"), ``empty`` the result over no elements (``None``: undefined, refused), and
+    ``accumulates``: partial results in the wider accumulator dtype (sums and products)."""
+
+    def __init__(self, combine: str, empty, accumulates: bool):
+        self.combine, self.empty, self.accumulates = combine, empty, accumulates
+
+    def __call__(self, backend, op, x, axes, keepdims):
+        axes = tuple(axes)
+        kept = [k for k in range(x.ndim) if k not in axes]
+        if keepdims:
+            out_shape = tuple(1 if k in axes else s for k, s in enumerate(x.shape))
+        else:
+            out_shape = tuple(x.shape[k] for k in kept)
+        size = math.prod(x.shape[k] for k in axes)
+        if self.empty is None and size == 0:
+            raise ShapeError(
+                f"{op.name}: no elements to reduce (shape {x.shape}, axes {axes}); "
+                f"{op.name} over an empty set is undefined. Reduce over non-empty axes."
+            )
+        n_out = math.prod(out_shape)
+        if n_out == 0:
+            return backend.empty(out_shape, x.dtype)
+        if size == 0:  # the empty sum is 0, the empty product 1
+            return fill(backend, out_shape, self.empty, x.dtype)
+        if size == 1:  # one element per output: the values themselves
+            return x.reshape(out_shape)
+        source, inner = _layout(backend, x, axes, kept)
+        partial_dtype = ACCUMULATOR[x.dtype] if self.accumulates else x.dtype
+        out = backend.empty(out_shape, x.dtype)
+        serial = backend.serial(x.size)
+        combine, arg = self.combine, backend.arg
+        if n_out < SPLIT_BELOW_OUTPUTS and size > 2 * REDUCE_BLOCK:
+            n_blocks = -(-size // REDUCE_BLOCK)
+            partials = backend.empty((n_out * n_blocks,), partial_dtype)
+            reduce_kernel(arg(source), arg(partials), size, inner, REDUCE_BLOCK, serial, combine)
+            reduce_kernel(arg(partials), arg(out), n_blocks, inner, n_blocks, True, combine)
+        else:
+            reduce_kernel(arg(source), arg(out), size, inner, size, serial, combine)
+        return out
+
+
+def cumsum(backend, op, x, axis, reverse):
+    if x.ndim == 0:  # NumPy treats a 0-d array as one element along axis 0
+        x = x.reshape((1,))
+    axis %= x.ndim
+    out = backend.empty(x.shape, x.dtype)
+    if out.size:
+        size = x.shape[axis]
+        inner = math.prod(x.shape[axis + 1 :])
+        cumsum_kernel(
+            backend.arg(x),
+            backend.arg(out),
+            x.size // size,
+            size,
+            inner,
+            int(bool(reverse)),
+            backend.serial(x.size),
+        )
+    return out
+
+
+REDUCTION = {
+    "sum": Reduction("sum", empty=0, accumulates=True),
+    "max": Reduction("max", empty=None, accumulates=False),
+    "prod": Reduction("prod", empty=1, accumulates=True),
+    "cumsum": cumsum,
+}

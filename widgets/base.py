@@ -95,6 +95,11 @@ class TfgradWidget(anywidget.AnyWidget):
         self._pending_patches: list[dict] = []
         self._timer: asyncio.TimerHandle | None = None
         super().__init__(**kwargs)
+        # Opening the comm sent the whole state: nothing queued while constructing is news.
+        self._cancel_timer()
+        self._pending_keys.clear()
+        self._pending_patches.clear()
+        self._last_send = -math.inf
 
     # ---- The picture --------------------------------------------------------------------------
     def snapshot(self) -> str:

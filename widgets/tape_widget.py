@@ -150,8 +150,7 @@ class TapeWidget(TfgradWidget):
 
     @traitlets.observe("mode")
     def _mode_changed(self, change) -> None:
-        with self.hold_sync():  # one message: the new mode and its first step
-            self.step = 0
+        self.step = 0
 
     def expand(self, scope: str) -> None:
         """Open a name scope's box (its nodes are drawn, inside a labelled frame)."""

@@ -27,6 +27,8 @@ Binder, with no CDN and no Node at install time. What the base gives every widge
 from __future__ import annotations
 
 import asyncio
+import base64
+import html
 import json
 import math
 import time
@@ -117,9 +119,18 @@ class TfgradWidget(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        # Renderers that run the widget show the widget; the others (GitHub, nbviewer, the docs
-        # site, JupyterLab without the widget's state) fall back to the picture.
-        return {**data, "text/plain": repr(self), "image/svg+xml": self.snapshot()}, metadata
+        # Renderers that run the widget show the widget; the others fall back to the picture:
+        # as SVG (GitHub, nbviewer, the docs site), and as an <img> of that SVG in HTML, for
+        # JupyterLab showing a notebook it does not trust (one just cloned, not yet run): it
+        # renders neither widgets nor SVG then, only sanitised HTML, and an image cannot run
+        # anything.
+        picture = self.snapshot()
+        return {
+            **data,
+            "text/plain": repr(self),
+            "image/svg+xml": picture,
+            "text/html": picture_html(picture, repr(self)),
+        }, metadata
 
     # ---- The throttle: every message to the browser passes here -------------------------------
     def send_state(self, key: str | list[str] | None = None) -> None:
@@ -177,6 +188,12 @@ class TfgradWidget(anywidget.AnyWidget):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+def picture_html(svg: str, alt: str) -> str:
+    """An ``<img>`` showing ``svg`` (a data URI), never wider than the page."""
+    uri = "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return f'<img src="{uri}" alt="{html.escape(alt)}" style="max-width: 100%; height: auto">'
 
 
 def apply_patch(data: Any, patch: dict) -> None:

@@ -221,8 +221,10 @@ def copy_notebook_as_saved(src: Path, dst_dir: Path) -> Path:
     exist, so that JupyterLab opens it without starting one: what a reader sees before running
     anything."""
     nb = nbformat.read(src, as_version=4)
+    # (a kernel of the same language would be started in its place)
     nb.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "none",
-                                 "language": "python"}  # fmt: skip
+                                 "language": "no-such-language"}  # fmt: skip
+    nb.metadata.pop("language_info", None)
     dst_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst_dir / src.name)
     return dst_dir / src.name

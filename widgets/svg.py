@@ -98,6 +98,13 @@ def text_width(s: str, size: float) -> float:
     return len(s) * size * THEME["char"]
 
 
+def clip(s: str, width: float, size: float) -> str:
+    """``s``, cut short with an ellipsis if it would be wider than ``width`` px."""
+    if text_width(s, size) <= width:
+        return s
+    return s[: max(1, math.floor(width / (size * THEME["char"])) - 1)] + "…"
+
+
 def _text(x: float, y: float, s: str, css: str, anchor: str = "") -> str:
     a = f' text-anchor="{anchor}"' if anchor else ""
     return f'<text class="{css}" x="{num(x)}" y="{num(y)}"{a}>{esc(s)}</text>'
@@ -721,13 +728,15 @@ def graph_svg(graph: dict, layout: dict, state: dict) -> str:
             continue
         node = item["node"]
         value = values.get(node["id"], "")
+        room, size = nw - 14, THEME["font"]
         out.append(
             f'<g class="tf-node tf-{node["kind"]}{on}{hidden}" data-id="{esc(node["id"])}" {move}>'
             f"<title>{esc(node.get('title', ''))}</title>"
             f'<rect width="{nw}" height="{nh}" rx="6"/>'
-            + _text(8, 17, node.get("head", node["label"]), "tf-head")
-            + _text(8, 35, "= " + node.get("value", ""), "tf-value")
-            + _text(8, 52, f"{symbol} = {value}" if value else "", f"tf-adj tf-{flow}")
+            + _text(8, 17, clip(node.get("head", node["label"]), room, size), "tf-head")
+            + _text(8, 35, clip("= " + node.get("value", ""), room, size), "tf-value")
+            + _text(8, 52, clip(f"{symbol} = {value}", room, size) if value else "",
+                    f"tf-adj tf-{flow}")  # fmt: skip
             + "</g>"
         )
     return "".join(out) + "</svg>"

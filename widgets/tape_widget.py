@@ -28,7 +28,7 @@ MODES = {"reverse": "reverse mode: record, then sweep", "forward": "forward mode
 
 
 def _shape(shape: tuple[int, ...]) -> str:
-    return "×".join(str(s) for s in shape)
+    return str(tuple(shape))  # NumPy's way: (8, 4), (6,)
 
 
 def tape_data(graph: TapeGraph) -> dict:
@@ -37,7 +37,7 @@ def tape_data(graph: TapeGraph) -> dict:
     nodes = []
     for n in graph.nodes:
         label = "constant" if n.kind == "const" else n.label
-        head = f"{label}  {_shape(n.shape)}" if n.shape else label
+        head = f"{label} {_shape(n.shape)}" if n.shape else label
         title = f"{n.label}: shape {n.shape}, {n.dtype}, value {n.value}" + (
             f", ran on {n.implementation}" if n.implementation else ""
         )

@@ -56,12 +56,13 @@ THEME: dict = {
     "gap": 16,  # px between panels
     "panel_height": 260,
     # The tape graph: node boxes on a grid of columns (longest path from an input) and rows.
-    "node_w": 132,
+    "node_w": 140,
     "node_h": 58,
     "col_gap": 36,
     "row_gap": 28,
     "pad": 12,
     "min_zoom": 0.75,  # the live view never shrinks a graph below this: 13 px text stays >= 9.75
-    "max_view_height": 560,  # px: taller graphs scroll (and pan) inside the view
+    "max_view_height": 440,  # px: taller graphs scroll (and pan) inside the view; with the caption
+    # and the controls the widget then fits the notebook area of a 720 px high window
     "throttle_ms": 50,  # front end -> kernel: at most one sync per interval while dragging
 }

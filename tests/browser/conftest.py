@@ -161,7 +161,10 @@ class LabServer:
     proc: subprocess.Popen = field(repr=False)
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        # A workspace of its own for every page, so one test's open tabs never come back in
+        # the next (JupyterLab restores the last layout of a workspace).
+        workspace = uuid.uuid4().hex[:12]
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
     def log_tail(self, n_lines: int = 60) -> str:
         try:

@@ -61,8 +61,10 @@ def open_notebook(page, server, path: str, kernel: bool = True) -> None:
     a notebook whose kernel does not exist: until "No Kernel" is chosen when JupyterLab asks)."""
     page.goto(server.page_url(path), wait_until="domcontentloaded", timeout=60_000)
     page.wait_for_function("() => window.jupyterapp !== undefined", timeout=60_000)
-    page.evaluate("() => { window.__restored = false;"
-                  " window.jupyterapp.restored.then(() => { window.__restored = true; }); }")
+    page.evaluate(
+        "() => { window.__restored = false;"
+        " window.jupyterapp.restored.then(() => { window.__restored = true; }); }"
+    )
     page.wait_for_function("() => window.__restored === true", timeout=60_000)
     deadline = time.monotonic() + KERNEL_READY_S
     answered = False  # without a kernel: JupyterLab asks which one (the notebook's is unknown)
@@ -140,3 +142,31 @@ def time_to_first_frame(page, index: int, selector: str) -> float:
     page.wait_for_function("() => window.__t1 !== undefined", timeout=RUN_S * 1000)
     page.wait_for_function(KERNEL_IDLE_JS, timeout=RUN_S * 1000)
     return page.evaluate("() => (window.__t1 - window.__t0) / 1000")
+
+
+def kernel_output(page, code: str) -> str:
+    """Run ``code`` in the notebook's kernel (silently: no cell, no history) and return what it
+    printed: how a test reads the kernel's side of a widget."""
+    return page.evaluate("""async (code) => {
+        const w = window.jupyterapp.shell.currentWidget;
+        const future = w.sessionContext.session.kernel.requestExecute(
+            {code, silent: false, store_history: false});
+        let out = "";
+        future.onIOPub = (msg) => {
+            if (msg.header.msg_type === "stream") out += msg.content.text;
+            if (msg.header.msg_type === "error") out += "ERROR " + msg.content.evalue;
+        };
+        await future.done;
+        return out;
+    }""", code)  # fmt: skip
+
+
+def screenshot(page, path) -> None:
+    """The whole window, as the student sees it."""
+    page.screenshot(path=str(path))
+
+
+def center(locator) -> None:
+    """Scroll the notebook so that ``locator``'s element is in the middle of the window."""
+    locator.evaluate("(el) => el.scrollIntoView({block: 'center'})")
+    locator.page.wait_for_timeout(300)

@@ -3,6 +3,8 @@ dummy comm), name scopes, the snapshot, and the frames the front end adds up."""
 
 from __future__ import annotations
 
+import base64
+import re
 import time
 import xml.etree.ElementTree as ET
 
@@ -159,7 +161,7 @@ def test_no_two_boxes_overlap_in_any_layout(backend):
 
 
 def test_the_notebook_example_fits_the_column_at_the_readable_minimum(backend):
-    # At full size micrograd's example is 828 px wide; the live view zooms it to fit, never
+    # At full size micrograd's example is 868 px wide; the live view zooms it to fit, never
     # below THEME["min_zoom"] (13 px text stays at least 9.75 px), which this must allow.
     layout = graph_layout(TapeWidget(micrograd_example, -4.0, 2.0).data["graph"], [])
     assert layout["width"] * THEME["min_zoom"] <= COLUMN_PX
@@ -169,11 +171,13 @@ def test_snapshot_is_in_the_mime_bundle_and_save_writes_it(backend, tmp_path):
     widget = TapeWidget(micrograd_example, -4.0, 2.0)
     widget.step = widget.n_steps - 1
     data, _ = widget._repr_mimebundle_()
-    assert set(data) == {"text/plain", "image/svg+xml", "application/vnd.jupyter.widget-view+json"}
-    assert (
-        data["text/plain"].startswith("TapeWidget(6 ops, reverse mode")
-        and "0x" not in data["text/plain"]
-    )
+    assert set(data) == {"text/plain", "image/svg+xml", "text/html",
+                         "application/vnd.jupyter.widget-view+json"}  # fmt: skip
+    assert data["text/plain"].startswith("TapeWidget(6 ops, reverse mode")
+    assert "0x" not in data["text/plain"]  # not an object's address
+    # The same picture as an image in HTML, for JupyterLab's untrusted notebooks.
+    (uri,) = re.findall(r'<img src="data:image/svg\+xml;base64,([^"]+)"', data["text/html"])
+    assert base64.b64decode(uri).decode("utf-8") == data["image/svg+xml"]
     root = ET.fromstring(data["image/svg+xml"])  # a well-formed SVG document
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
     assert "step 18 of 18" in data["image/svg+xml"] and "ḡ = -16" in data["image/svg+xml"]

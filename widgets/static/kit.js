@@ -42,6 +42,12 @@ function textWidth(s, size) {
   return s.length * size * THEME.char;
 }
 
+function clip(s, width, size) {
+  // s, cut short with an ellipsis if it would be wider than width px
+  if (textWidth(s, size) <= width) return s;
+  return s.slice(0, Math.max(1, Math.floor(width / (size * THEME.char)) - 1)) + "…";
+}
+
 function text(x, y, s, css, anchor = "") {
   const a = anchor ? ` text-anchor="${anchor}"` : "";
   return `<text class="${css}" x="${num(x)}" y="${num(y)}"${a}>${esc(s)}</text>`;
@@ -684,12 +690,14 @@ function graphSVG(graph, layout, state) {
     }
     const node = item.node;
     const value = values[node.id] || "";
+    const room = nw - 14;
+    const size = THEME.font;
     out.push(`<g class="tf-node tf-${node.kind}${on}${hidden}" data-id="${esc(node.id)}" ${move}>` +
       `<title>${esc(node.title || "")}</title>` +
       `<rect width="${nw}" height="${nh}" rx="6"/>` +
-      text(8, 17, node.head ?? node.label, "tf-head") +
-      text(8, 35, "= " + (node.value || ""), "tf-value") +
-      text(8, 52, value ? `${symbol} = ${value}` : "", `tf-adj tf-${flow}`) + "</g>");
+      text(8, 17, clip(node.head ?? node.label, room, size), "tf-head") +
+      text(8, 35, clip("= " + (node.value || ""), room, size), "tf-value") +
+      text(8, 52, value ? clip(`${symbol} = ${value}`, room, size) : "", `tf-adj tf-${flow}`) + "</g>");
   }
   return out.join("") + "</svg>";
 }

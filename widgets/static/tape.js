@@ -71,8 +71,10 @@ function render({ model, el }) {
     viewport.innerHTML = graphSVG(data.graph, layout, foldFrames(frames(), model.get("step")));
     svg = viewport.querySelector("svg");
     parts = { items: new Map(), edges: new Map(), scopes: new Map(), members: scopeMembers(layout.items) };
+    parts.adj = new Map(); // node id -> its adjoint (or tangent) text
     for (const g of svg.querySelectorAll(".tf-node")) {
       parts.items.set(g.dataset.id ?? "scope:" + g.dataset.scope, g);
+      if (g.dataset.id !== undefined) parts.adj.set(g.dataset.id, g.querySelector(".tf-adj"));
     }
     for (const g of svg.querySelectorAll(".tf-edge")) parts.edges.set(g.dataset.edge, g);
     for (const g of svg.querySelectorAll(".tf-scope")) parts.scopes.set(g.dataset.scope, g);
@@ -95,11 +97,12 @@ function render({ model, el }) {
       g.classList.toggle("tf-active", id === active);
       const item = items.get(id);
       if ("node" in item) {
-        const adj = g.querySelector(".tf-adj");
+        const adj = parts.adj.get(id);
         const value = state.values[item.node.id] || "";
-        const words = value ? `${symbol} = ${value}` : "";
+        const words = value ? clip(`${symbol} = ${value}`, THEME.node_w - 14, THEME.font) : "";
         if (adj.textContent !== words) adj.textContent = words;
-        adj.setAttribute("class", `tf-adj tf-${state.flow}`);
+        const css = `tf-adj tf-${state.flow}`;
+        if (adj.getAttribute("class") !== css) adj.setAttribute("class", css);
       }
     }
     const hot = state.edge ? owner.get(state.edge[0]) + ">" + owner.get(state.edge[1]) : null;

@@ -735,8 +735,9 @@ def graph_svg(graph: dict, layout: dict, state: dict) -> str:
             f'<rect width="{nw}" height="{nh}" rx="6"/>'
             + _text(8, 17, clip(node.get("head", node["label"]), room, size), "tf-head")
             + _text(8, 35, clip("= " + node.get("value", ""), room, size), "tf-value")
-            + _text(8, 52, clip(f"{symbol} = {value}", room, size) if value else "",
-                    f"tf-adj tf-{flow}")  # fmt: skip
+            + _text(
+                8, 52, clip(f"{symbol} = {value}", room, size) if value else "", f"tf-adj tf-{flow}"
+            )  # fmt: skip
             + "</g>"
         )
     return "".join(out) + "</svg>"

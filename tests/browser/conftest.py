@@ -110,9 +110,11 @@ def chromium_executable(request) -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable):
-    """One headless Chromium for the session (Playwright drives the system binary)."""
+    """A headless Chromium for the module (Playwright drives the system binary). Not for the
+    whole session: Playwright's sync API holds an event loop while it runs, and the tests after
+    these start their own."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -304,3 +306,12 @@ def lab_server(tmp_path_factory) -> LabServer:
     finally:
         _stop(server)
         log.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    # Widgets left to the garbage collector at interpreter exit make ipywidgets complain.
+    yield
+    from ipywidgets import Widget
+
+    Widget.close_all()

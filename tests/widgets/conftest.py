@@ -4,6 +4,7 @@ tests count them and measure their size (as ipywidgets' own tests do)."""
 from __future__ import annotations
 
 import pytest
+from ipywidgets import Widget
 from ipywidgets.widgets.tests.utils import setup_test_comm, teardown_test_comm
 
 
@@ -12,3 +13,10 @@ def comm():
     setup_test_comm()
     yield
     teardown_test_comm()
+
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    # Widgets left to the garbage collector at interpreter exit make ipywidgets complain.
+    yield
+    Widget.close_all()

@@ -86,28 +86,33 @@ def install_chromium(say) -> None:
     say("tests/browser: Chromium installed")
 
 
-@pytest.fixture(scope="session")
-def chromium_executable(request) -> str:
-    """The system Chromium. Missing, it is installed only under ``CI=true`` (and the log says
-    so); anywhere else the browser tests are skipped with the command that installs it, since
-    nothing in the test suite changes the system on its own."""
-    path = find_chromium()
+def chromium_or_skip(find, install, say, ci: bool) -> str:
+    """The path of the system Chromium. Missing, it is installed only when ``ci`` (and ``say``
+    tells the log so); anywhere else the browser tests are skipped with the command that
+    installs it, since nothing in the test suite changes the system on its own."""
+    path = find()
     if path is not None:
         return path
-    if os.environ.get("CI") != "true":
+    if not ci:
         pytest.skip(f"Chromium is not installed, so the browser tests did not run: install it "
                     f"with `{INSTALL_COMMAND}` (Debian, Ubuntu), or run under CI=true to let "
                     f"the test set-up install it")  # fmt: skip
+    install(say)
+    path = find()
+    assert path, "Chromium still not found after apt-get install -y chromium"
+    return path
+
+
+@pytest.fixture(scope="session")
+def chromium_executable(request) -> str:
     capture = request.config.pluginmanager.getplugin("capturemanager")
 
-    def say(line: str) -> None:
+    def say(line: str) -> None:  # straight to the terminal, past pytest's capture
         with capture.global_and_fixture_disabled():
             print(line, flush=True)
 
-    install_chromium(say)
-    path = find_chromium()
-    assert path, "Chromium still not found after apt-get install -y chromium"
-    return path
+    ci = os.environ.get("CI") == "true"
+    return chromium_or_skip(find_chromium, install_chromium, say, ci)
 
 
 @pytest.fixture(scope="module")

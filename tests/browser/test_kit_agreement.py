@@ -150,3 +150,21 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     page.evaluate("(msg) => model.receive(msg)", sent[0])
     page.wait_for_timeout(100)  # the redraw waits for the next animation frame
     assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))
+
+
+def test_a_chart_redraws_when_its_container_changes_width(page):
+    load_front_end(page, ChartWidget, width=700)
+    with tg.use_backend("numpy"):
+        chart = gallery.loss_scale()
+    render_view(page, chart.get_state())
+    panels = (
+        "() => [...document.querySelectorAll('.tf-panel')].map(g => g.getAttribute('transform'))"
+    )
+    wide = page.evaluate(panels)
+    assert len(wide) == 2 and wide[1].startswith("translate(3")  # side by side
+    page.evaluate("() => { document.getElementById('root').style.width = '420px'; }")
+    page.wait_for_function("() => model.get('width') < 420")
+    narrow = page.evaluate(panels)
+    assert narrow[1].startswith("translate(0,")  # stacked: the second panel below the first
+    width = page.evaluate("() => model.get('width')")
+    assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))

@@ -91,7 +91,6 @@ class TfgradWidget(anywidget.AnyWidget):
     def __init__(self, *, min_interval: float = 0.05, **kwargs: Any) -> None:
         # Set before anywidget's __init__, which already sends state (its own traits).
         self.min_interval = min_interval
-        self.messages_sent = 0  # messages to the browser: what the throttle let through
         self._last_send = -math.inf
         self._pending_keys: set[str] = set()
         self._pending_patches: list[dict] = []
@@ -138,7 +137,7 @@ class TfgradWidget(anywidget.AnyWidget):
             self._cancel_timer()
             self._pending_keys.clear()
             self._pending_patches.clear()
-            self._count_and(super().send_state)
+            self._send_now(super().send_state)
             return
         self._pending_keys.update([key] if isinstance(key, str) else key)
         self._schedule()
@@ -162,13 +161,11 @@ class TfgradWidget(anywidget.AnyWidget):
         keys, patches = sorted(self._pending_keys), self._pending_patches
         self._pending_keys, self._pending_patches = set(), []
         if keys:
-            self._count_and(super().send_state, keys)
+            self._send_now(super().send_state, keys)
         if patches:
-            self._count_and(self.send, {"patches": patches})
+            self._send_now(self.send, {"patches": patches})
 
-    def _count_and(self, send, *args) -> None:
-        if self.comm is not None and getattr(self.comm, "kernel", True) is not None:
-            self.messages_sent += 1
+    def _send_now(self, send, *args) -> None:
         self._last_send = time.monotonic()
         send(*args)
 

@@ -118,18 +118,18 @@ function render({ model, el }) {
     redraw();
   });
   model.on("msg:custom", redraw);
-  const unwatch = watchWidth(picture, (w) => {
+  function setWidth(w) {
+    // Draw at the container's width, and tell the kernel, whose snapshot uses it.
     width = w;
     draw();
     if (model.get("width") !== w) {
       model.set("width", w);
       save();
     }
-  });
+  }
   buildControls();
-  width = contentWidth(picture);
-  draw();
-  return unwatch;
+  setWidth(contentWidth(picture));
+  return watchWidth(picture, setWidth);
 }
 
 export default { initialize: receivePatches, render };

@@ -243,16 +243,19 @@ function render({ model, el }) {
   model.on("change:collapsed", relayout);
   model.on("change:data", relayout);
   model.on("msg:custom", () => requestAnimationFrame(relayout));
-  const unwatch = watchWidth(root, (w) => {
+  function setWidth(w) {
+    // Fit the column's width, and tell the kernel.
     width = w;
     if (layout) setZoom(fitted ? null : zoom);
     if (model.get("width") !== w) {
       model.set("width", w);
       save();
     }
-  });
+  }
   width = contentWidth(root);
   relayout();
+  setWidth(width);
+  const unwatch = watchWidth(root, setWidth);
   return () => {
     stop();
     unwatch();

@@ -107,10 +107,18 @@ myst_heading_anchors = 3
 # MyST-NB: render the saved outputs, never run a kernel.
 nb_execution_mode = "off"
 nb_merge_streams = True
-# Pages whose notebook saved ipywidgets state load the widget manager (require.js and
-# @jupyter-widgets/html-manager, for ipywidgets 8) from a CDN when viewed: MyST-NB's default
-# `nb_ipywidgets_js`, kept on purpose, since there is no offline copy of those scripts in a
-# Python package. Pages without saved widget state load no widget scripts at all.
+# A widget's output carries, beside the widget view, a picture of its state (an SVG snapshot
+# drawn by tfgrad_widgets' kit; see tfgrad_widgets.base). The site shows that picture: the
+# widget view would need require.js and the ipywidgets HTML manager from a CDN (MyST-NB's
+# default `nb_ipywidgets_js`), which fails offline, and the kernel-side parts of a widget cannot
+# run on a static page anyway. So no widget scripts are loaded, the widget view is never chosen,
+# and SVG comes before HTML (the HTML form of the picture is for JupyterLab, which does not
+# render SVG from notebooks it does not trust): the picture is a file beside the page.
+nb_ipywidgets_js: dict = {}
+nb_mime_priority_overrides = [
+    ("*", "application/vnd.jupyter.widget-view+json", None),
+    ("*", "image/svg+xml", 25),  # before text/html (30)
+]
 
 # Math ($...$ in the notebooks) is typeset by MathJax, which Sphinx adds to pages with math only.
 # Its default is MathJax 4 from a CDN. The package jupyter-server-mathjax (in the docs extra)

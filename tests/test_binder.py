@@ -73,7 +73,7 @@ def test_requirements_install_the_repository_with_the_lab_extra():
     assert local, f"binder/requirements.txt must install the repository ('-e .[lab]'): {lines}"
     assert any("lab" in re.split(r"[\[\],\s]+", line) for line in local)
     lab = " ".join(pyproject()["project"]["optional-dependencies"]["lab"])
-    for package in ("jupyterlab", "ipywidgets"):
+    for package in ("jupyterlab", "ipywidgets", "anywidget"):
         assert package in lab, f"the lab extra must install {package}"
 
 
@@ -149,7 +149,7 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path):
 
     # Outside the repository, so that nothing is imported from the working directory.
     _run(
-        [venv_python, "-c", "import tfgrad, tfgrad_widgets, ipywidgets, jupyterlab"],
+        [venv_python, "-c", "import tfgrad, tfgrad_widgets, ipywidgets, anywidget, jupyterlab"],
         cwd=tmp_path,
         env={**env, "TFGRAD_BACKEND": "numpy"},
         timeout=120,
@@ -159,6 +159,7 @@ def test_binder_requirements_install_in_a_fresh_venv(tmp_path):
     )
     listed = extensions.stdout + extensions.stderr
     assert "@jupyter-widgets/jupyterlab-manager" in listed, listed
+    assert "anywidget" in listed, listed  # the widgets' base renders through it
 
     venv_version = _run(
         [venv_python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], timeout=60

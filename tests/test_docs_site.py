@@ -8,23 +8,17 @@ notebooks to render (the repository's notebooks/, or a made-up one).
 from __future__ import annotations
 
 import base64
-import os
 import re
-import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from docs_build import build_site
 
 import tfgrad
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
 NOTEBOOKS = ROOT / "notebooks"
-BUILD_TIMEOUT_S = 600
 
 # A 1 x 1 PNG, as a notebook stores an image output.
 PNG_1X1 = base64.b64encode(
@@ -34,31 +28,6 @@ PNG_1X1 = base64.b64encode(
         "0000000049454e44ae426082"
     )
 ).decode()
-
-
-def build_site(work: Path, notebooks: Path) -> tuple[subprocess.CompletedProcess, Path]:
-    """Build the site from a copy of docs/ in ``work``, rendering ``notebooks/*.ipynb``."""
-    source = work / "docs"
-    shutil.copytree(
-        DOCS, source, ignore=shutil.ignore_patterns("_build", "notebooks", "__pycache__")
-    )
-    html = work / "html"
-    env = dict(os.environ)
-    env["TFGRAD_DOCS_NOTEBOOKS"] = str(notebooks)
-    env["TFGRAD_BACKEND"] = "numpy"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    argv = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html"]
-    argv += ["-d", str(work / "doctrees"), str(source), str(html)]
-    start = time.perf_counter()
-    result = subprocess.run(
-        argv, cwd=work, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S
-    )
-    print(f"sphinx-build took {time.perf_counter() - start:.1f} s")  # shown with pytest -s
-    assert result.returncode == 0, (
-        f"sphinx-build -W failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
-        f"{result.stderr[-8000:]}"
-    )
-    return result, html
 
 
 def anchors(page: Path) -> set[str]:
@@ -72,7 +41,13 @@ def site(tmp_path_factory) -> Path:
 
 
 def test_main_pages_exist(site):
-    for page in ("index.html", "architecture.html", "api.html", "notebooks/index.html"):
+    for page in (
+        "index.html",
+        "widgets.html",
+        "architecture.html",
+        "api.html",
+        "notebooks/index.html",
+    ):
         assert (site / page).is_file(), f"{page} was not built"
     index = (site / "index.html").read_text(encoding="utf-8")
     for link in ('href="architecture.html"', 'href="api.html"', 'href="notebooks/index.html"'):
@@ -120,14 +95,63 @@ def test_every_notebook_has_a_page(site):
         assert "No tutorial notebooks" in listing
 
 
-def test_hand_written_pages_load_nothing_from_other_hosts(site):
-    # Scripts, styles and images come with the site; only a notebook page with saved widget
-    # state loads scripts from a CDN (see docs/conf.py).
-    for page in ("index.html", "architecture.html", "api.html"):
-        text = (site / page).read_text(encoding="utf-8")
-        remote = re.findall(r'(?:src|href)="(?:https?:)?//[^"]+\.(?:js|css)[^"]*"', text)
+def test_no_page_loads_anything_from_other_hosts(site):
+    # Scripts, styles and images come with the site, on every page: the notebooks' widgets are
+    # shown as pictures, so no page loads the ipywidgets manager from a CDN (see docs/conf.py).
+    pages = sorted(site.rglob("*.html"))
+    assert len(pages) >= 8
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        remote = re.findall(r'<script[^>]+src="(?:https?:)?//[^"]+"', text)
+        remote += re.findall(r'<link[^>]+href="(?:https?:)?//[^"]+\.css[^"]*"', text)
         remote += re.findall(r'<img[^>]+src="(?:https?:)?//[^"]+"', text)
-        assert not remote, f"{page} loads {remote}"
+        assert not remote, f"{page.relative_to(site)} loads {remote}"
+        assert "require.js" not in text and "html-manager" not in text, page
+
+
+def _widget_outputs(notebook: Path) -> list[str]:
+    """The text/plain of each widget output the notebook was saved with."""
+    nb = nbformat.read(notebook, as_version=4)
+    return [o["data"]["text/plain"] for c in nb.cells if c.cell_type == "code"
+            for o in c.outputs
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]  # fmt: skip
+
+
+def _pictures(site: Path, page: str) -> list[str]:
+    """The SVG files a page shows, as text."""
+    html = (site / page).read_text(encoding="utf-8")
+    sources = re.findall(r'<img[^>]+src="([^"]+\.svg)"', html)
+    return [(site / page).parent.joinpath(src).resolve().read_text(encoding="utf-8")
+            for src in sources]  # fmt: skip
+
+
+def test_widgets_are_shown_as_their_snapshots(site):
+    # Each widget output of 01_the_tape is on its page as the picture the widget drew of its
+    # state (a local SVG file), not as the widget's text repr.
+    widgets = _widget_outputs(NOTEBOOKS / "01_the_tape.ipynb")
+    assert len(widgets) == 3
+    pictures = [p for p in _pictures(site, "notebooks/01_the_tape.html") if "tfgrad-svg" in p]
+    assert len(pictures) == len(widgets)
+    assert all('class="tfgrad-svg tf-graph"' in p for p in pictures)
+    assert "step 1 of 18" in pictures[0] and "ḡ =" in pictures[2]  # the MLP at its end
+    page = (site / "notebooks" / "01_the_tape.html").read_text(encoding="utf-8")
+    assert "TapeWidget(" not in page
+
+
+def test_the_gallery_page_shows_every_widget(site):
+    import tfgrad_widgets
+
+    widgets = _widget_outputs(NOTEBOOKS / "03_widget_gallery.ipynb")
+    shown = {text.split("(")[0] for text in widgets}
+    assert shown == set(tfgrad_widgets.__all__), "the gallery notebook must show every widget"
+    pictures = [p for p in _pictures(site, "notebooks/03_widget_gallery.html") if "tfgrad-svg" in p]
+    assert len(pictures) == len(widgets) == 6
+    kinds = {"tf-graph": 0, "tf-figure": 0}
+    for picture in pictures:
+        kinds["tf-graph" if 'class="tfgrad-svg tf-graph"' in picture else "tf-figure"] += 1
+    assert kinds == {"tf-graph": 2, "tf-figure": 4}
+    assert 'href="notebooks/03_widget_gallery.html"' in (site / "index.html").read_text("utf-8")
+    assert (site / "widgets.html").is_file()
 
 
 def _dummy_notebook() -> nbformat.NotebookNode:

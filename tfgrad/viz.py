@@ -38,6 +38,12 @@ def format_value(x: Any, max_elements: int = 3) -> str:
     return f"mean {a.mean():.3g}"
 
 
+def _number(x: Any, shape: tuple[int, ...]) -> float | np.ndarray:
+    """A value as a number (0-d) or a NumPy array; ``None`` (no adjoint arrived) as zeros."""
+    a = np.zeros(shape) if x is None else np.asarray(full_lower(x).numpy())
+    return float(a) if a.ndim == 0 else a
+
+
 @dataclass(frozen=True)
 class GraphNode:
     """A value in the graph: a watched input, a constant, or an op's result."""
@@ -85,7 +91,8 @@ class TapeGraph:
     output: str
     reverse_frames: list[Frame] = field(default_factory=list)
     forward_frames: list[Frame] = field(default_factory=list)
-    gradients: dict[str, str] = field(default_factory=dict)  # input id -> final gradient
+    # input id -> the gradient the sweep delivered: a float for a scalar input, else an array
+    gradients: dict[str, float | np.ndarray] = field(default_factory=dict)
     forward_input: str | None = None  # the input forward mode differentiates with respect to
 
     def node(self, node_id: str) -> GraphNode:
@@ -223,6 +230,7 @@ def _reverse_frames(graph: TapeGraph, events, var_to_id) -> list[Frame]:
     for e in graph.edges:
         op_inputs.setdefault(e.target, []).append(e.source)
     values: dict[str, str] = {}
+    totals: dict[str, Any] = {}
     for event in events:
         if event.kind == "record":
             node_id = f"r{event.record.index}"
@@ -255,6 +263,7 @@ def _reverse_frames(graph: TapeGraph, events, var_to_id) -> list[Frame]:
             target = f"r{event.record.index}"
             source = var_to_id[event.variable]
             values[source] = format_value(event.total)
+            totals[source] = event.total
             shared = sum(1 for e in graph.edges if e.source == source) > 1
             caption = (
                 f"{event.record.op}'s rule sends {format_value(event.contribution)} "
@@ -263,7 +272,8 @@ def _reverse_frames(graph: TapeGraph, events, var_to_id) -> list[Frame]:
             frames.append(
                 Frame("sweep", frozenset(visible), source, (source, target), dict(values), caption)
             )
-    graph.gradients = {n.id: values.get(n.id, "0") for n in graph.nodes if n.kind == "input"}
+    graph.gradients = {n.id: _number(totals.get(n.id), n.shape) for n in graph.nodes
+                       if n.kind == "input"}  # fmt: skip
     return frames
 
 

@@ -1,16 +1,26 @@
-"""tfgrad_widgets: the ipywidgets layer of tfgrad (installed from the folder widgets/).
+"""tfgrad_widgets: the widgets of tfgrad (installed from the folder widgets/).
 
-Widgets draw plain data that tfgrad produces (the tape's records and observer events, via
-:mod:`tfgrad.viz`); tfgrad never imports this package. ``import tfgrad_widgets`` works without
-Jupyter; the widgets themselves need the ``lab`` extra (ipywidgets).
+Every widget stands on one base (:mod:`tfgrad_widgets.base`): an anywidget whose front end ships
+inside this package, fed the plain data that tfgrad produces (:mod:`tfgrad.viz`) once and small
+updates after, with a static SVG picture of its state for wherever it cannot run. Both pictures
+are drawn by one drawing kit (:mod:`tfgrad_widgets.svg` here, ``static/kit.js`` in the browser).
+tfgrad never imports this package. ``import tfgrad_widgets`` works without Jupyter; the widgets
+themselves need the ``lab`` extra (anywidget, ipywidgets).
+
+- :class:`TapeWidget`: a tape recorded, then swept backwards (or a forward pass), step by step;
+- :class:`ChartWidget`: the kit's panels (lines on linear or log axes, heat maps, scatter and
+  frontiers, bars, timelines) drawn from plain data, with small live updates.
 
 >>> from tfgrad_widgets import TapeWidget   # doctest: +SKIP
 >>> TapeWidget(lambda a, b: a * b + a, 2.0, 3.0)   # doctest: +SKIP
 """
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-__all__ = ["TapeWidget"]
+__all__ = ["TapeWidget", "ChartWidget"]
+
+_HOMES = {"TapeWidget": ".tape_widget", "ChartWidget": ".chart_widget"}
 
 try:
     __version__ = version("tfgrad")
@@ -19,12 +29,13 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 
 def __getattr__(name: str):
-    if name == "TapeWidget":
+    if name in _HOMES:
         try:
-            from .tape_widget import TapeWidget
+            module = import_module(_HOMES[name], __name__)
         except ImportError as err:  # pragma: no cover - depends on the environment
             raise ImportError(
-                f"tfgrad_widgets.{name} needs ipywidgets: pip install 'tfgrad[lab]' ({err})"
+                f"tfgrad_widgets.{name} needs anywidget and ipywidgets: "
+                f"pip install 'tfgrad[lab]' ({err})"
             ) from err
-        return TapeWidget
+        return getattr(module, name)
     raise AttributeError(f"module 'tfgrad_widgets' has no attribute {name!r}")

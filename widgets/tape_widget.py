@@ -1,71 +1,116 @@
 """TapeWidget: watch a tape being recorded, then swept backwards (or a forward pass).
 
-State lives in two traitlets (``mode``, ``step``); the frames come from
-:func:`tfgrad.viz.trace_tape`; drawing happens in :mod:`tfgrad_widgets.svg`; the controls are
-arranged by :func:`_controls`. Redraws are throttled: however fast the slider or the play
-button moves, the view is redrawn at most once per ``min_interval`` seconds, and the last
-step always gets drawn.
+The core records the tape and replays it into frames (:func:`tfgrad.viz.trace_tape`); this
+widget sends the graph and every frame to the browser **once** (frames as differences from the
+step before), and after that a step is one small message: ``{"step": 7}``. The front end
+(``static/tape.js``) steps, plays, zooms and pans by itself and tells the kernel where it is,
+so ``widget.step`` and the snapshot follow what the student sees.
+
+Name scopes (:func:`tfgrad.name_scope`, ``Record.scope``) are drawn as one box each until the
+student clicks one open (``collapsed``), so that a network's training step reads layer by layer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any, Callable
 
-import ipywidgets as w
+import numpy as np
 import traitlets
 
 from tfgrad.viz import Frame, TapeGraph, graph_of_tape, trace_tape
 
-from .svg import render_svg
+from .base import TfgradWidget, esm_source
+from .svg import graph_layout, graph_svg, standalone
 
-__all__ = ["TapeWidget"]
+__all__ = ["TapeWidget", "tape_data"]
 
 MODES = {"reverse": "reverse mode: record, then sweep", "forward": "forward mode: tangents"}
 
 
-class TapeWidget(w.VBox):
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(tuple(shape))  # NumPy's way: (8, 4), (6,)
+
+
+def tape_data(graph: TapeGraph) -> dict:
+    """The plain data the front end draws: the graph, the name scopes, and the frames of both
+    modes, each frame holding only what changed since the frame before."""
+    nodes = []
+    for n in graph.nodes:
+        label = "constant" if n.kind == "const" else n.label
+        head = f"{label} {_shape(n.shape)}" if n.shape else label
+        title = f"{n.label}: shape {n.shape}, {n.dtype}, value {n.value}" + (
+            f", ran on {n.implementation}" if n.implementation else ""
+        )
+        nodes.append({"id": n.id, "kind": n.kind, "label": n.label, "head": head,
+                      "value": n.value, "title": title, "layer": n.layer,
+                      "scope": n.scope})  # fmt: skip
+    scopes = sorted({"/".join(n.scope.split("/")[: i + 1]) for n in graph.nodes if n.scope
+                     for i in range(n.scope.count("/") + 1)})  # fmt: skip
+    order = {n.id: i for i, n in enumerate(graph.nodes)}
+    return {
+        "graph": {"nodes": nodes, "edges": [[e.source, e.target, e.slot] for e in graph.edges]},
+        "scopes": scopes,
+        "modes": MODES,
+        "frames": {
+            "reverse": _differences(graph.reverse_frames, order),
+            "forward": _differences(graph.forward_frames, order),
+        },
+    }
+
+
+def _differences(frames: list[Frame], order: dict[str, int]) -> list[dict]:
+    """Each frame as the nodes it shows and the values it changes (the front end adds them up;
+    within one mode nothing is ever hidden again or forgotten)."""
+    out, visible, values = [], set(), {}
+    for f in frames:
+        assert visible <= f.visible and values.keys() <= f.values.keys(), "frames only add"
+        out.append({
+            "phase": f.phase, "active": f.active, "caption": f.caption,
+            "edge": list(f.edge) if f.edge else None,
+            "show": sorted(f.visible - visible, key=order.__getitem__),
+            "values": {k: v for k, v in f.values.items() if values.get(k) != v},
+        })  # fmt: skip
+        visible, values = set(f.visible), dict(f.values)
+    return out
+
+
+class TapeWidget(TfgradWidget):
     """The tape of ``f(*args)``, step by step.
 
     >>> from tfgrad_widgets import TapeWidget
     >>> widget = TapeWidget(lambda a, b: a * b + a, 2.0, 3.0)
     >>> widget.n_steps, widget.gradients
-    (7, {'a': '4', 'b': '2'})
-    >>> widget.step = widget.n_steps - 1   # the end of the sweep
-    >>> "ḡ = 4" in widget.view.value
+    (7, {'a': 4.0, 'b': 2.0})
+    >>> widget.step = widget.n_steps - 1   # the end of the sweep: one small message
+    >>> "ḡ = 4" in widget.snapshot()
     True
     """
 
-    mode = traitlets.Enum(list(MODES), default_value="reverse")
-    step = traitlets.Int(0)
+    _esm = esm_source("tape.js")
+    mode = traitlets.Enum(list(MODES), default_value="reverse").tag(sync=True)
+    step = traitlets.Int(0).tag(sync=True)
+    collapsed = traitlets.List(traitlets.Unicode()).tag(sync=True)
 
     def __init__(self, f: Callable | None = None, *args: Any, graph: TapeGraph | None = None,
-                 forward_input: int = 0, min_interval: float = 0.05, **kwargs):  # fmt: skip
+                 forward_input: int = 0, mode: str = "reverse", collapsed: list[str] | None = None,
+                 **kwargs: Any) -> None:  # fmt: skip
         if graph is None:
             if f is None:
                 raise TypeError("TapeWidget needs a function and its arguments, or graph=...")
             graph = trace_tape(f, *args, forward_input=forward_input)
         self.graph = graph
-        self.min_interval = min_interval
-        self.renders = 0  # how many times the view was redrawn (the throttle's effect)
-        self._last_render = -float("inf")
-        self._pending: asyncio.TimerHandle | None = None
-        self._dirty = False
-        self.caption = w.HTML()
-        self.view = w.HTML(layout=w.Layout(overflow="auto", max_height="640px"))
-        self.controls = _controls(self)
-        super().__init__([self.caption, self.view, self.controls], **kwargs)
-        self.add_class("tfgrad-tape-widget")
-        self._draw()
+        data = tape_data(graph)
+        if collapsed is None:  # every outermost scope closed: a network reads layer by layer
+            collapsed = [s for s in data["scopes"] if "/" not in s]
+        super().__init__(data=data, mode=mode, collapsed=collapsed, **kwargs)
 
     @classmethod
-    def from_tape(cls, tape, target, **kwargs) -> TapeWidget:
+    def from_tape(cls, tape, target, **kwargs: Any) -> TapeWidget:
         """A widget for a tape recorded elsewhere (sweeps ``target``: a non-persistent tape
         is used up)."""
         return cls(graph=graph_of_tape(tape, target), **kwargs)
 
-    # ---- State ----
+    # ---- State ----------------------------------------------------------------------------
     @property
     def frames(self) -> list[Frame]:
         return self.graph.reverse_frames if self.mode == "reverse" else self.graph.forward_frames
@@ -79,77 +124,60 @@ class TapeWidget(w.VBox):
         return self.frames[self.step] if self.frames else None
 
     @property
-    def gradients(self) -> dict[str, str]:
-        """The gradient reaching each input at the end of the sweep."""
+    def gradients(self) -> dict[str, float | np.ndarray]:
+        """The gradient the sweep delivered to each input: a float, or an array for a tensor."""
         return dict(self.graph.gradients)
+
+    @property
+    def caption(self) -> str:
+        frame = self.frame
+        where = f"step {self.step + 1} of {self.n_steps}" if frame else "no steps"
+        return f"{MODES[self.mode]} · {where}" + (f" · {frame.caption}" if frame else "")
 
     @traitlets.validate("step")
     def _clamp_step(self, proposal):
         return max(0, min(proposal["value"], self.n_steps - 1))
 
+    @traitlets.validate("collapsed")
+    def _known_scopes(self, proposal):
+        unknown = set(proposal["value"]) - set(self.data.get("scopes", []))
+        if unknown:
+            raise traitlets.TraitError(
+                f"TapeWidget.collapsed: no name scope {sorted(unknown)} on this tape; its scopes "
+                f"are {self.data.get('scopes', [])}"
+            )
+        return sorted(set(proposal["value"]))
+
     @traitlets.observe("mode")
-    def _mode_changed(self, change):
+    def _mode_changed(self, change) -> None:
         self.step = 0
-        self.slider.max = max(self.n_steps, 1)
-        self.play.max = self.slider.max
-        self._request_draw()
 
-    @traitlets.observe("step")
-    def _step_changed(self, change):
-        self._request_draw()
+    def expand(self, scope: str) -> None:
+        """Open a name scope's box (its nodes are drawn, inside a labelled frame)."""
+        self.collapsed = [s for s in self.collapsed if s != scope]
 
-    # ---- Throttled drawing ----
-    def _request_draw(self) -> None:
-        wait = self.min_interval - (time.monotonic() - self._last_render)
-        if wait <= 0:
-            self._draw()
-            return
-        self._dirty = True
-        if self._pending is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                return  # no event loop (plain Python): flush() draws the latest state
-            self._pending = loop.call_later(wait, self.flush)
+    def collapse(self, scope: str) -> None:
+        """Close a name scope into one box."""
+        self.collapsed = [*self.collapsed, scope]
 
-    def flush(self) -> None:
-        """Draw the latest state now if a throttled redraw is waiting."""
-        self._pending = None
-        if self._dirty:
-            self._draw()
-
-    def _draw(self) -> None:
-        self._dirty = False
-        self._last_render = time.monotonic()
-        self.renders += 1
+    # ---- The picture ----------------------------------------------------------------------
+    def frame_state(self) -> dict:
+        """What the current frame shows, in the form the kit draws (``graph_svg``)."""
         frame = self.frame
-        step_text = f"step {self.step + 1} of {self.n_steps}" if self.n_steps else "no steps"
-        caption = frame.caption if frame is not None else ""
-        self.caption.value = f"<b>{MODES[self.mode]}</b> · {step_text} · {caption}"
-        self.view.value = render_svg(self.graph, frame)
+        if frame is None:
+            return {"visible": [n["id"] for n in self.data["graph"]["nodes"]]}
+        return {"visible": sorted(frame.visible), "active": frame.active,
+                "edge": list(frame.edge) if frame.edge else None, "values": frame.values,
+                "flow": "fwd" if frame.phase == "forward" else "rev"}  # fmt: skip
 
+    def graph_svg(self) -> str:
+        """The graph as the live view draws it at this step (without the caption)."""
+        graph = self.data["graph"]
+        return graph_svg(graph, graph_layout(graph, self.collapsed), self.frame_state())
 
-def _controls(widget: TapeWidget) -> w.Box:
-    """Back / play / forward, a step slider, a speed setting and the mode toggle."""
-    last = max(widget.n_steps, 1)  # controls count steps from 1, as the caption does
-    back = w.Button(icon="step-backward", tooltip="step back", layout=w.Layout(width="42px"))
-    ahead = w.Button(icon="step-forward", tooltip="step forward", layout=w.Layout(width="42px"))
-    play = w.Play(value=1, min=1, max=last, interval=700, description="play")
-    slider = w.IntSlider(value=1, min=1, max=last, description="step", continuous_update=True)
-    speed = w.FloatLogSlider(value=700, base=10, min=2, max=3.5, step=0.01,
-                             description="ms/step", readout_format=".0f")  # fmt: skip
-    mode = w.ToggleButtons(options=[("reverse", "reverse"), ("forward", "forward")],
-                           value=widget.mode, tooltips=list(MODES.values()))  # fmt: skip
-    back.add_class("tfgrad-step-back")
-    ahead.add_class("tfgrad-step-forward")
-    back.on_click(lambda _: setattr(widget, "step", widget.step - 1))
-    ahead.on_click(lambda _: setattr(widget, "step", widget.step + 1))
-    w.jslink((play, "value"), (slider, "value"))  # play drives the slider in the browser
-    traitlets.link(
-        (slider, "value"), (widget, "step"), transform=(lambda v: v - 1, lambda s: s + 1)
-    )
-    traitlets.dlink((speed, "value"), (play, "interval"), transform=int)
-    traitlets.link((mode, "value"), (widget, "mode"))
-    widget.back_button, widget.forward_button = back, ahead
-    widget.play, widget.slider, widget.speed, widget.mode_toggle = play, slider, speed, mode
-    return w.VBox([w.HBox([back, play, ahead, slider]), w.HBox([mode, speed])])
+    def snapshot(self) -> str:
+        return standalone(self.graph_svg(), self.caption)
+
+    def __repr__(self) -> str:
+        n_ops = sum(1 for n in self.graph.nodes if n.kind == "op")
+        return f"TapeWidget({n_ops} ops, {self.caption})"

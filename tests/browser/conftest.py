@@ -1,4 +1,5 @@
-"""Fixtures for the browser tier: the system Chromium (installed with apt when missing), a
+"""Fixtures for the browser tier: the system Chromium (installed with apt only under CI=true;
+elsewhere its absence skips these tests and says how to install it), one headless browser, a
 JupyterLab server on a free localhost port in throwaway directories, and the artifacts folder.
 
 Playwright drives Debian's Chromium through ``executable_path``: Playwright's own browser
@@ -36,6 +37,12 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "googl
 DEBIAN_CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")
 
 
+WIDGET_NOTEBOOKS = ("01_the_tape.ipynb", "03_widget_gallery.ipynb")
+# Root in a container needs --no-sandbox; /dev/shm is small there; there is no GPU.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--no-first-run"]  # fmt: skip
+
+
 # ---- Chromium ----------------------------------------------------------------------------
 def find_chromium() -> str | None:
     for name in CHROMIUM_NAMES:
@@ -51,22 +58,23 @@ def find_chromium() -> str | None:
     return None
 
 
+INSTALL_COMMAND = "sudo apt-get install -y chromium"
+
+
 def _apt(*args: str) -> subprocess.CompletedProcess:
-    prefix: list[str] = []
-    if os.geteuid() != 0:
-        if not shutil.which("sudo"):
-            pytest.fail("Chromium is missing and apt-get needs root (no sudo found): "
-                        "run `apt-get install -y chromium` as root")  # fmt: skip
-        prefix = ["sudo", "-n"]
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     return subprocess.run([*prefix, "apt-get", *args], env=env, capture_output=True, text=True,
                           timeout=APT_S)  # fmt: skip
 
 
-def install_chromium() -> None:
-    """``apt-get install -y chromium``, with ``apt-get update`` first if that fails."""
-    if not shutil.which("apt-get"):
-        pytest.fail("Chromium is missing and there is no apt-get to install it with")
+def install_chromium(say) -> None:
+    """``apt-get install -y chromium`` (``apt-get update`` first if that fails): CI only."""
+    if not shutil.which("apt-get") or (os.geteuid() != 0 and not shutil.which("sudo")):
+        pytest.fail(f"CI=true and Chromium is missing, but apt-get cannot run here as root: "
+                    f"install it first ({INSTALL_COMMAND})")  # fmt: skip
+    say("tests/browser: CI=true and Chromium is missing: installing Debian's package now "
+        "(apt-get install -y chromium; it changes the system, about 100 packages)")  # fmt: skip
     result = _apt("install", "-y", "chromium")
     if result.returncode != 0:
         update = _apt("update")
@@ -75,16 +83,50 @@ def install_chromium() -> None:
             pytest.fail("apt-get install -y chromium failed:\n"
                         + update.stdout[-2000:] + update.stderr[-2000:]
                         + result.stdout[-3000:] + result.stderr[-3000:])  # fmt: skip
+    say("tests/browser: Chromium installed")
+
+
+def chromium_or_skip(find, install, say, ci: bool) -> str:
+    """The path of the system Chromium. Missing, it is installed only when ``ci`` (and ``say``
+    tells the log so); anywhere else the browser tests are skipped with the command that
+    installs it, since nothing in the test suite changes the system on its own."""
+    path = find()
+    if path is not None:
+        return path
+    if not ci:
+        pytest.skip(f"Chromium is not installed, so the browser tests did not run: install it "
+                    f"with `{INSTALL_COMMAND}` (Debian, Ubuntu), or run under CI=true to let "
+                    f"the test set-up install it")  # fmt: skip
+    install(say)
+    path = find()
+    assert path, "Chromium still not found after apt-get install -y chromium"
+    return path
 
 
 @pytest.fixture(scope="session")
-def chromium_executable() -> str:
-    path = find_chromium()
-    if path is None:
-        install_chromium()
-        path = find_chromium()
-    assert path, "Chromium still not found after apt-get install -y chromium"
-    return path
+def chromium_executable(request) -> str:
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:  # straight to the terminal, past pytest's capture
+        with capture.global_and_fixture_disabled():
+            print(line, flush=True)
+
+    ci = os.environ.get("CI") == "true"
+    return chromium_or_skip(find_chromium, install_chromium, say, ci)
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_executable):
+    """A headless Chromium for the module (Playwright drives the system binary). Not for the
+    whole session: Playwright's sync API holds an event loop while it runs, and the tests after
+    these start their own."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=chromium_executable, args=CHROMIUM_ARGS,
+                                      timeout=60_000)  # fmt: skip
+        yield chromium
+        chromium.close()
 
 
 # ---- Artifacts ---------------------------------------------------------------------------
@@ -126,7 +168,10 @@ class LabServer:
     proc: subprocess.Popen = field(repr=False)
 
     def page_url(self, path: str) -> str:
-        return f"{self.url}/lab/tree/{path}?token={self.token}"
+        # A workspace of its own for every page, so one test's open tabs never come back in
+        # the next (JupyterLab restores the last layout of a workspace).
+        workspace = uuid.uuid4().hex[:12]
+        return f"{self.url}/lab/workspaces/{workspace}/tree/{path}?reset&token={self.token}"
 
     def log_tail(self, n_lines: int = 60) -> str:
         try:
@@ -181,14 +226,32 @@ def _stop(server: LabServer) -> None:
             pass
 
 
-@pytest.fixture
+def copy_notebook_as_saved(src: Path, dst_dir: Path) -> Path:
+    """The notebook as committed (outputs and saved widget state), with a kernel that does not
+    exist, so that JupyterLab opens it without starting one: what a reader sees before running
+    anything."""
+    nb = nbformat.read(src, as_version=4)
+    # (a kernel of the same language would be started in its place)
+    nb.metadata["kernelspec"] = {"name": "no-such-kernel", "display_name": "none",
+                                 "language": "no-such-language"}  # fmt: skip
+    nb.metadata.pop("language_info", None)
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, dst_dir / src.name)
+    return dst_dir / src.name
+
+
+@pytest.fixture(scope="session")
 def lab_server(tmp_path_factory) -> LabServer:
-    """JupyterLab on a free localhost port, serving a cleared copy of notebooks/01_the_tape
-    from a tmp root, with throwaway config, data, runtime, settings and workspace dirs."""
+    """JupyterLab on a free localhost port, with throwaway config, data, runtime, settings and
+    workspace dirs, serving from a tmp root: cleared copies of the notebooks that show widgets
+    (whatever widget the browser then shows was rendered live from the kernel), and under
+    ``saved/`` 01_the_tape as committed, without a kernel."""
     base = tmp_path_factory.mktemp("lab")
     root = base / "root"
     root.mkdir()
-    copy_notebook_cleared(NOTEBOOKS / "01_the_tape.ipynb", root)
+    for name in WIDGET_NOTEBOOKS:
+        copy_notebook_cleared(NOTEBOOKS / name, root)
+    copy_notebook_as_saved(NOTEBOOKS / "01_the_tape.ipynb", root / "saved")
     dirs = {name: base / name for name in ("config", "data", "runtime", "settings",
                                             "workspaces", "ipython")}  # fmt: skip
     for d in dirs.values():
@@ -248,3 +311,12 @@ def lab_server(tmp_path_factory) -> LabServer:
     finally:
         _stop(server)
         log.close()
+
+
+@pytest.fixture(autouse=True)
+def _close_widgets():
+    # Widgets left to the garbage collector at interpreter exit make ipywidgets complain.
+    yield
+    from ipywidgets import Widget
+
+    Widget.close_all()

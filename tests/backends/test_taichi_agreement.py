@@ -220,6 +220,11 @@ def _recurrence_cases(dtype):
         for axis in range(len(shape)):
             for reverse in (False, True):
                 out.append(((a, b), {"axis": axis, "reverse": reverse}))
+    # a of b's trailing axes: the same coefficients for every index of the leading ones
+    for a_shape, b_shape, axis in [((5,), (3, 5), 1), ((3, 4), (2, 3, 4), 1), ((70,), (4, 70), 1)]:
+        a, b = draw(dtype, a_shape, -1.2, 1.2), draw(dtype, b_shape, -2, 2)
+        for reverse in (False, True):
+            out.append(((a, b), {"axis": axis, "reverse": reverse}))
     return out
 
 

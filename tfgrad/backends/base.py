@@ -21,8 +21,8 @@ cast               cast(x, dtype=np.dtype)
 reduction          sum/max/prod(x, axes=tuple, keepdims=bool); float16/bfloat16 accumulate in
                    float32. cumsum(x, axis=int, reverse=bool), cumprod(x, axis=int,
                    reverse=bool, exclusive=bool), linear_recurrence(a, b, axis=int,
-                   reverse=bool): h[0] = 0, h[t] = a[t-1] h[t-1] + b[t-1] (floats, a and b of
-                   one shape)
+                   reverse=bool): h[0] = 0, h[t] = a[t-1] h[t-1] + b[t-1] (floats of one
+                   dtype; a has b's shape, or that of b's trailing axes, the axis among them)
 movement           reshape(x, shape), transpose(x, axes), broadcast_to(x, shape),
                    slice(x, index=((start, stop, step), ...)) one triple per axis, normalised,
                    ``concatenate(*xs, axis)``

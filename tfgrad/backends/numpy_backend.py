@@ -79,17 +79,20 @@ RECURRENCE_BLOCK = 64
 def _linear_recurrence(a, b, axis, reverse):
     # h[0] = 0 and h[t] = a[t - 1] * h[t - 1] + b[t - 1] along axis (the state before step t;
     # from the end when reverse), one step at a time over all other axes at once, the state in
-    # the compute dtype and each h[t] rounded once.
+    # the compute dtype and each h[t] rounded once. a may have the shape of b's trailing axes:
+    # the same coefficients for every index of the leading ones (a batch of tangents).
     dtype, c = a.dtype, _compute_dtype(a.dtype)
     out = np.empty(b.shape, c)
-    a, b = a.astype(c, copy=False), b.astype(c, copy=False)
+    repeated = a.shape != b.shape
+    a, b = np.broadcast_to(a.astype(c, copy=False), b.shape), b.astype(c, copy=False)
     a_rows, b_rows, h_rows = (np.moveaxis(v, axis, 0) for v in (a, b, out))
     if reverse:
         a_rows, b_rows, h_rows = a_rows[::-1], b_rows[::-1], h_rows[::-1]
     state = np.zeros(b_rows.shape[1:], c)
     for start in range(0, len(b_rows), RECURRENCE_BLOCK):
         block = slice(start, start + RECURRENCE_BLOCK)
-        a_block, b_block = np.ascontiguousarray(a_rows[block]), np.ascontiguousarray(b_rows[block])
+        a_block = a_rows[block] if repeated else np.ascontiguousarray(a_rows[block])
+        b_block = np.ascontiguousarray(b_rows[block])
         h_block = np.empty_like(b_block)
         for t in range(len(h_block)):
             h_block[t] = state

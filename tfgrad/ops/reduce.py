@@ -233,11 +233,8 @@ def cumsum(x: Any, axis: int | None = None, reverse: bool = False) -> Tensor:
 # ---- Cumulative product ----
 def _exclusive_tangent(t, e, x, axis, reverse, batch):
     # e_i = prod_{k < i} x_k = x_{i-1} e_{i-1}, so de_i = x_{i-1} de_{i-1} + dx_{i-1} e_{i-1}:
-    # an exclusive linear recurrence with coefficients x. A batch of tangents (a leading axis)
-    # gets x broadcast over it.
-    b = t * e
-    a = x if batch is None else broadcast_to(x, b.shape)
-    return bind(linear_recurrence_p, a, b, axis=axis + (batch is not None), reverse=reverse)
+    # an exclusive linear recurrence with coefficients x (the same for a batch of tangents).
+    return bind(linear_recurrence_p, x, t * e, axis=axis + (batch is not None), reverse=reverse)
 
 
 def _cumprod_tangent(t, ans, x, axis, reverse, exclusive, batch=None):
@@ -312,14 +309,15 @@ def linear_recurrence_vjp(g, h, a, b, axis, reverse):
 
 
 def _recurrence_tangent(ts, h, a, axis, reverse, batch=None):
-    # dh_i = a_{i-1} dh_{i-1} + (da_{i-1} h_{i-1} + db_{i-1}): the same recurrence with b
-    # replaced by da * h + db. A batch of tangents (a leading axis) gets a broadcast over it.
+    # dh_i = a_{i-1} dh_{i-1} + (da_{i-1} h_{i-1} + db_{i-1}): the same recurrence (the same
+    # coefficients for a batch of tangents) with b replaced by da * h + db.
     ta, tb = ts
+    if ta is not None and batch is not None and a.ndim < h.ndim:  # keep the batch axis first
+        ta = reshape(ta, (batch,) + (1,) * (h.ndim - a.ndim) + a.shape)
     terms = [t for t in (None if ta is None else ta * h, tb) if t is not None]
     if not terms:
         return None
     b = terms[0] if len(terms) == 1 else add(terms[0], terms[1])
-    a = a if batch is None else broadcast_to(a, b.shape)
     return bind(linear_recurrence_p, a, b, axis=axis + (batch is not None), reverse=reverse)
 
 
@@ -331,7 +329,9 @@ def linear_recurrence_batched_jvp(ts, h, a, b, axis, reverse, batch):
     return _recurrence_tangent(ts, h, a, axis, reverse, batch)
 
 
-# Inputs of one shape (the front end broadcasts them); linear in b, not in a.
+# a has b's shape, or that of b's trailing axes (the same coefficients for every index of the
+# leading ones, as for a batch of tangents; the tape sums a's cotangent over them); the front
+# end broadcasts both. Linear in b, not in a.
 linear_recurrence_p = Primitive("linear_recurrence", 2, family=REDUCTION)
 linear_recurrence_p.vjp_all = linear_recurrence_vjp
 linear_recurrence_p.jvp_all = linear_recurrence_jvp

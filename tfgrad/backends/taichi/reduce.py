@@ -146,7 +146,8 @@ def linear_recurrence_kernel(
 ):
     # out[o, 0, i] = 0, out[o, r, i] = a[o, r - 1, i] * out[o, r - 1, i] + b[o, r - 1, i] (r + 1,
     # from the end, when reverse): the state before each step, carried in the accumulator dtype
-    # (float32 for halves), each result rounded once to the dtype
+    # (float32 for halves), each result rounded once to the dtype. a may hold b's trailing axes
+    # only (repeated over the leading ones): element i of b goes with element i % a.size of a.
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for c in range(n_columns):
@@ -154,7 +155,7 @@ def linear_recurrence_kernel(
         for s in range(size):
             i = scan_index(c, s, size, inner, reverse)
             store(out, i, h)
-            h = load(a, i) * h + load(b, i)
+            h = load(a, i % a.shape[0]) * h + load(b, i)
 
 
 # ---- Host adapters ----
@@ -241,7 +242,7 @@ class Scan:
 
 
 def linear_recurrence(backend, op, a, b, axis, reverse):
-    out = backend.empty(b.shape, b.dtype)  # a and b: one shape and dtype (the front end's)
+    out = backend.empty(b.shape, b.dtype)  # a: b's dtype, and its shape or its trailing axes
     if out.size:
         arg = backend.arg
         linear_recurrence_kernel(arg(a), arg(b), arg(out), *_columns(b.shape, axis),

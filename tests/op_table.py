@@ -85,6 +85,25 @@ def one_axis(data, min_side):
     return [shape], {"axis": data.draw(st.integers(-len(shape), len(shape) - 1))}
 
 
+def scan_shapes(data, min_side):
+    shapes, params = one_axis(data, min_side)
+    return shapes, {**params, "reverse": data.draw(st.booleans()),
+                    "exclusive": data.draw(st.booleans())}  # fmt: skip
+
+
+def recurrence_shapes(data, min_side):
+    shapes = data.draw(
+        hnp.mutually_broadcastable_shapes(
+            num_shapes=2, min_dims=0, max_dims=3, min_side=min_side, max_side=4
+        ).filter(lambda s: s.result_shape)  # the recurrence runs along an axis
+    )
+    ndim = len(shapes.result_shape)
+    return list(shapes.input_shapes), {
+        "axis": data.draw(st.integers(-ndim, ndim - 1)),
+        "reverse": data.draw(st.booleans()),
+    }
+
+
 def matmul_shapes(data, min_side):
     m, k, n = (data.draw(st.integers(1, 4)) for _ in range(3))
     kind = data.draw(st.sampled_from(["mm", "mv", "vm", "vv", "batched", "broadcast"]))
@@ -222,6 +241,26 @@ def _np_softmax(x, axis):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
+def _np_cumprod(x, axis, reverse, exclusive):
+    rows = np.moveaxis(x, axis, 0)
+    rows = rows[::-1] if reverse else rows
+    out = np.cumprod(rows, axis=0)
+    if exclusive:
+        out = np.concatenate([np.ones_like(out[:1]), out[:-1]])
+    return np.moveaxis(out[::-1] if reverse else out, 0, axis)
+
+
+def _np_linear_recurrence(a, b, axis, reverse):
+    a, b = np.broadcast_arrays(a, b)
+    a_rows, b_rows = np.moveaxis(a, axis, 0), np.moveaxis(b, axis, 0)
+    h = np.zeros(b_rows.shape, np.result_type(a, b))
+    steps = range(len(h) - 1)
+    for t in reversed(steps) if reverse else steps:  # h[t] from its neighbour towards the start
+        src, dst = (t + 1, t) if reverse else (t, t + 1)
+        h[dst] = a_rows[src] * h[src] + b_rows[src]
+    return np.moveaxis(h, 0, axis)
+
+
 def _np_scatter_add(x, updates, indices, axis):
     out = np.moveaxis(x.copy(), axis, 0)
     np.add.at(out, indices, np.moveaxis(updates, axis, 0))
@@ -283,6 +322,15 @@ OPS = [
     OpCase("softmax", tg.softmax, _np_softmax, one_axis),
     OpCase("log_softmax", tg.log_softmax, lambda x, axis: np.log(_np_softmax(x, axis)), one_axis),
     OpCase("cumsum", tg.cumsum, np.cumsum, one_axis, rtol32=1e-4),
+    OpCase("cumprod", tg.cumprod, _np_cumprod, scan_shapes, (0.5, 1.5), rtol32=1e-4),
+    OpCase(
+        "linear_recurrence",
+        tg.ops.linear_recurrence,
+        _np_linear_recurrence,
+        recurrence_shapes,
+        ((-1.2, 1.2), (-2.0, 2.0)),
+        rtol32=1e-4,
+    ),
     # ---- Shapes and movement ----
     OpCase("reshape", tg.reshape, np.reshape, reshape_shapes),
     OpCase("transpose", tg.transpose, np.transpose, transpose_shapes),

@@ -163,6 +163,24 @@ def test_where_with_a_constant_condition(backend, condition):
             np.testing.assert_array_equal(np.signbit(got[b]), np.signbit(one[out.variable].numpy()))
 
 
+def test_recurrence_with_coefficients_repeated_over_leading_axes(backend):
+    # The primitive takes a of b's trailing axes (what cumprod's batched rules pass); its rules
+    # keep a batch axis of a's tangent apart from b's leading axes, and the tape sums a's
+    # cotangent over them.
+    from tfgrad.ops.reduce import linear_recurrence_p
+
+    def f(a, b):
+        return bind(linear_recurrence_p, a, b, axis=2, reverse=True) * b
+
+    a, b = np.array([[0.5, -1.5, 2.0], [1.0, 0.5, -0.5]]), np.arange(12.0).reshape(2, 2, 3) - 5
+    for watch in ((0,), (1,), (0, 1)):
+        tape, args, out = _record(f, a, b, watch=watch)
+        rng = np.random.default_rng(len(watch))
+        tangents = {args[i].variable: rng.normal(size=(B,) + (a, b)[i].shape) for i in watch}
+        assert_batched_equals_separate(tape, tangents, B)
+    assert tg.gradcheck(f, [tg.tensor(a), tg.tensor(b)], order=2)
+
+
 def test_keep_returns_only_the_kept_tangents(backend):
     def f(x):
         y = tg.sin(x)

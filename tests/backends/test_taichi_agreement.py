@@ -202,6 +202,32 @@ def _cumsum_cases(dtype):
     return out
 
 
+def _cumprod_cases(dtype):
+    out = []
+    for shape in SHAPES:
+        x = draw(dtype, shape, -2, 2)
+        for axis in range(max(len(shape), 1)):
+            for reverse, exclusive in itertools.product((False, True), repeat=2):
+                if shape or not reverse:  # 0-d: see _cumsum_cases
+                    out.append(((x,), {"axis": axis, "reverse": reverse, "exclusive": exclusive}))
+    return out
+
+
+def _recurrence_cases(dtype):
+    out = []
+    for shape in SHAPES[1:] + [(130, 3), (2, 70)]:  # longer than a NumPy block of steps
+        a, b = draw(dtype, shape, -1.2, 1.2), draw(dtype, shape, -2, 2)
+        for axis in range(len(shape)):
+            for reverse in (False, True):
+                out.append(((a, b), {"axis": axis, "reverse": reverse}))
+    # a of b's trailing axes: the same coefficients for every index of the leading ones
+    for a_shape, b_shape, axis in [((5,), (3, 5), 1), ((3, 4), (2, 3, 4), 1), ((70,), (4, 70), 1)]:
+        a, b = draw(dtype, a_shape, -1.2, 1.2), draw(dtype, b_shape, -2, 2)
+        for reverse in (False, True):
+            out.append(((a, b), {"axis": axis, "reverse": reverse}))
+    return out
+
+
 def _reshape_cases(dtype):
     pairs = [
         ((), (1,)),
@@ -384,6 +410,8 @@ TABLE: dict[str, Spec] = {
     "max": Spec(ALL, _reduction_cases),
     "prod": Spec(ALL, _reduction_cases, "prod"),
     "cumsum": Spec(ALL, _cumsum_cases),
+    "cumprod": Spec(ALL, _cumprod_cases),
+    "linear_recurrence": Spec(FLOATS, _recurrence_cases),
     "reshape": Spec(ALL, _reshape_cases),
     "transpose": Spec(ALL, _transpose_cases),
     "broadcast_to": Spec(ALL, _broadcast_cases),
@@ -646,14 +674,31 @@ def test_movement_any_layout(taichi, data, dtype):
     index = tuple(data.draw(_normalised_slice(n)) for n in shape)
     axis = data.draw(st.integers(0, max(ndim - 1, 0)))
     reverse = ndim > 0 and data.draw(st.booleans())  # 0-d: see _cumsum_cases
+    exclusive = data.draw(st.booleans())
     for op, params in [
         ("transpose", {"axes": perm}),
         ("slice", {"index": index}),
         ("cumsum", {"axis": axis, "reverse": reverse}),
+        ("cumprod", {"axis": axis, "reverse": reverse, "exclusive": exclusive}),
     ]:
         want, got = run_both(taichi, op, (x,), params)
         assert got is not None, op
         assert_agrees(op, got, want, (x,), params, "exact")
+
+
+@settings(max_examples=20, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(["float64", "float32", "bfloat16"]))
+def test_linear_recurrence_any_layout(taichi, data, dtype):
+    rng = seeded(data)
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5))
+    params = {
+        "axis": data.draw(st.integers(0, len(shape) - 1)),
+        "reverse": data.draw(st.booleans()),
+    }
+    args = (draw(dtype, shape, -1.2, 1.2, rng=rng), draw(dtype, shape, rng=rng))
+    want, got = run_both(taichi, "linear_recurrence", args, params)
+    assert got is not None
+    assert_agrees("linear_recurrence", got, want, args, params, "exact")
 
 
 @settings(max_examples=20, deadline=None)
@@ -770,6 +815,7 @@ def test_reductions_are_bitwise_stable(taichi, dtype):
         ("max", tall, {"axes": (0,), "keepdims": True}),
         ("prod", tall, {"axes": (0, 1), "keepdims": False}),
         ("cumsum", m, {"axis": 0, "reverse": True}),
+        ("cumprod", near_one, {"axis": 0, "reverse": True, "exclusive": True}),
     ]:
         results = [
             b.to_numpy(b.run(op, b.from_numpy(value), **params)).reshape(-1).view(np.uint8)

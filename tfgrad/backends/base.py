@@ -19,7 +19,10 @@ transcendental     exp log log1p expm1 sin cos tan tanh (float inputs), pow (bin
 comparison         eq ne lt le gt ge (-> bool), binary
 cast               cast(x, dtype=np.dtype)
 reduction          sum/max/prod(x, axes=tuple, keepdims=bool); float16/bfloat16 accumulate in
-                   float32. cumsum(x, axis=int, reverse=bool)
+                   float32. cumsum(x, axis=int, reverse=bool), cumprod(x, axis=int,
+                   reverse=bool, exclusive=bool), linear_recurrence(a, b, axis=int,
+                   reverse=bool): h[0] = 0, h[t] = a[t-1] h[t-1] + b[t-1] (floats of one
+                   dtype; a has b's shape, or that of b's trailing axes, the axis among them)
 movement           reshape(x, shape), transpose(x, axes), broadcast_to(x, shape),
                    slice(x, index=((start, stop, step), ...)) one triple per axis, normalised,
                    ``concatenate(*xs, axis)``
@@ -57,7 +60,7 @@ ELEMENTWISE = "elementwise"  # out[i] from in[i], broadcasting: arithmetic, abs,
 TRANSCENDENTAL = "transcendental"  # elementwise through libm, costly per element: exp, sin, pow
 COMPARISON = "comparison"  # elementwise with a bool result: eq, lt, ...
 CAST = "cast"  # elementwise dtype conversion
-REDUCTION = "reduction"  # over axes: sum, max, prod, and the scan cumsum
+REDUCTION = "reduction"  # over axes: sum, max, prod; scans: cumsum, cumprod, linear_recurrence
 MOVEMENT = "movement"  # elements moved, not computed: reshape, transpose, slice, ...
 INDEXING = "indexing"  # moved by an index array: take, scatter_add
 LINALG = "linalg"  # matmul

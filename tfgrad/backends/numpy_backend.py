@@ -50,14 +50,55 @@ def _reduction(fn):
     return run
 
 
-def _cumsum(x, axis, reverse):
-    c = x.astype(_compute_dtype(x.dtype), copy=False)
+def _scan(fn, identity):
+    """A running reduction along one axis (``np.cumsum``, ``np.cumprod``; ``identity`` is its
+    value over no elements), from the end when ``reverse``; ``exclusive``: each result leaves
+    its own element out (the running result one step back, ``identity`` first)."""
+
+    def run(x, axis, reverse, exclusive=False):
+        c = x.astype(_compute_dtype(x.dtype), copy=False)
+        if reverse:
+            c = np.flip(c, axis)
+        out = fn(c, axis=axis)
+        if exclusive:
+            rows = np.moveaxis(out, axis, 0)
+            first = np.full((1,) + rows.shape[1:], identity, rows.dtype)
+            out = np.moveaxis(np.concatenate([first, rows])[: len(rows)], 0, axis)
+        if reverse:
+            out = np.flip(out, axis)
+        return _copy(out).astype(x.dtype, copy=False)
+
+    return run
+
+
+# Steps of a recurrence copied to contiguous rows at a time: a block of steps stays in cache,
+# so a scan along a strided axis (the last one of a batch of tangents) costs no full transpose.
+RECURRENCE_BLOCK = 64
+
+
+def _linear_recurrence(a, b, axis, reverse):
+    # h[0] = 0 and h[t] = a[t - 1] * h[t - 1] + b[t - 1] along axis (the state before step t;
+    # from the end when reverse), one step at a time over all other axes at once, the state in
+    # the compute dtype and each h[t] rounded once. a may have the shape of b's trailing axes:
+    # the same coefficients for every index of the leading ones (a batch of tangents).
+    dtype, c = a.dtype, _compute_dtype(a.dtype)
+    out = np.empty(b.shape, c)
+    repeated = a.shape != b.shape
+    a, b = np.broadcast_to(a.astype(c, copy=False), b.shape), b.astype(c, copy=False)
+    a_rows, b_rows, h_rows = (np.moveaxis(v, axis, 0) for v in (a, b, out))
     if reverse:
-        c = np.flip(c, axis)
-    out = np.cumsum(c, axis=axis)
-    if reverse:
-        out = np.flip(out, axis)
-    return _copy(out).astype(x.dtype, copy=False)
+        a_rows, b_rows, h_rows = a_rows[::-1], b_rows[::-1], h_rows[::-1]
+    state = np.zeros(b_rows.shape[1:], c)
+    for start in range(0, len(b_rows), RECURRENCE_BLOCK):
+        block = slice(start, start + RECURRENCE_BLOCK)
+        a_block = a_rows[block] if repeated else np.ascontiguousarray(a_rows[block])
+        b_block = np.ascontiguousarray(b_rows[block])
+        h_block = np.empty_like(b_block)
+        for t in range(len(h_block)):
+            h_block[t] = state
+            state = a_block[t] * state + b_block[t]
+        h_rows[block] = h_block
+    return out.astype(dtype, copy=False)
 
 
 def _slice(x, index):
@@ -148,7 +189,9 @@ REDUCTION = {
     "sum": _reduction(np.sum),
     "max": _reduction(np.max),
     "prod": _reduction(np.prod),
-    "cumsum": _cumsum,
+    "cumsum": _scan(np.cumsum, 0),
+    "cumprod": _scan(np.cumprod, 1),
+    "linear_recurrence": _linear_recurrence,
 }
 MOVEMENT = {
     "reshape": lambda x, shape: x.reshape(shape),

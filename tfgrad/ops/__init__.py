@@ -75,14 +75,24 @@ from .movement import (
     transpose,
 )  # fmt: skip
 from .numpy_protocol import install as _install_numpy_protocol
-from .reduce import broadcast_to, cumsum, max, prod, sum, unbroadcast
+from .reduce import (
+    broadcast_to,
+    cumprod,
+    cumsum,
+    linear_recurrence,
+    max,
+    prod,
+    sum,
+    unbroadcast,
+)  # fmt: skip
 
 _install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
 
 __all__ = [
-    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumsum",
-    "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem", "greater",
-    "greater_equal", "less", "less_equal", "linspace", "log", "log1p", "log_softmax", "logsumexp",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumprod",
+    "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem",
+    "greater", "greater_equal", "less", "less_equal", "linear_recurrence", "linspace", "log",
+    "log1p", "log_softmax", "logsumexp",
     "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
     "outer", "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
     "softplus", "split", "sqrt", "square", "squeeze", "stack", "stop_gradient", "subtract", "sum",

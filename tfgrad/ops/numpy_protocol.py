@@ -78,8 +78,12 @@ def _reduce_along_axis_zero(reduction: Callable) -> Callable:
     return reduce
 
 
-def _cumsum_along_axis_zero(x: Any, axis: int = 0) -> Tensor:
-    return reduce.cumsum(x, axis)  # np.add.accumulate: axis 0 by default
+def _accumulate_along_axis_zero(scan: Callable) -> Callable:
+    # ufunc.accumulate runs along axis 0 by default; tfgrad's scans flatten without an axis
+    def accumulate(x: Any, axis: int = 0) -> Tensor:
+        return scan(x, axis)
+
+    return accumulate
 
 
 # ---- The tables ----
@@ -102,7 +106,11 @@ UFUNC_METHODS: dict[tuple[str, np.ufunc], tuple[Callable, str]] = {
     ("reduce", np.multiply): (_reduce_along_axis_zero(reduce.prod), _REDUCE),
     ("reduce", np.maximum): (_reduce_along_axis_zero(reduce.max), _REDUCE),
     ("reduce", np.minimum): (_reduce_along_axis_zero(composite.min), _REDUCE),
-    ("accumulate", np.add): (_cumsum_along_axis_zero, "array axis dtype out"),
+    ("accumulate", np.add): (_accumulate_along_axis_zero(reduce.cumsum), "array axis dtype out"),
+    ("accumulate", np.multiply): (
+        _accumulate_along_axis_zero(reduce.cumprod),
+        "array axis dtype out",
+    ),
 }
 
 _REDUCTION = "a axis dtype out keepdims initial where"
@@ -119,6 +127,7 @@ FUNCTIONS: dict[Callable, tuple[Callable, str]] = {
     np.all: (composite.all, "a axis out keepdims where"),
     np.any: (composite.any, "a axis out keepdims where"),
     np.cumsum: (reduce.cumsum, "a axis dtype out"),
+    np.cumprod: (reduce.cumprod, "a axis dtype out"),
     np.clip: (composite.clip, "a a_min:lo a_max:hi out min:lo max:hi"),
     np.concatenate: (movement.concatenate, "arrays axis out dtype casting"),
     np.stack: (movement.stack, "arrays axis out dtype casting"),

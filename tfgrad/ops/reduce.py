@@ -1,13 +1,21 @@
-"""Reductions (sum, max, prod), the scan cumsum, and broadcast_to, with their rules;
-``unbroadcast``.
+"""Reductions (sum, max, prod), the scans (cumsum, cumprod, linear_recurrence), and
+broadcast_to, with their rules; ``unbroadcast``.
 
 ``broadcast_to`` lives here, beside ``sum``: each is the other's transpose (a broadcast's VJP
 sums the broadcast axes away, a sum's VJP broadcasts), so keeping the pair in one module lets
 neither this module nor :mod:`.movement` import the other.
+
+``prod``'s derivatives are exact to every order, with any number of zeros: its rules use the
+product of all *other* elements, the exclusive prefix product times the exclusive suffix product
+(``cumprod(..., exclusive=True)`` both ways), never a division. ``cumprod``'s own rules are
+first-order linear recurrences (``linear_recurrence``), whose rules are linear recurrences
+again, so the set is closed under differentiation. Exclusive scans (each result leaves its own
+element out) make these rules free of shifts.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 import numpy as np
@@ -16,11 +24,14 @@ from ..backends.base import MOVEMENT, REDUCTION
 from ..errors import ShapeError
 from ..primitive import Primitive, bind
 from ..tensor import Tensor
-from ._common import as_tensor, normalize_axes
-from .elementwise import equal, where
-from .movement import reshape, reshape_p
+from ._common import as_tensor, broadcast_shapes, normalize_axes, promote_args
+from .elementwise import add, equal
+from .movement import reshape, reshape_p, transpose
 
-__all__ = ["sum", "max", "prod", "cumsum", "broadcast_to", "unbroadcast"]
+__all__ = [
+    "sum", "max", "prod", "cumsum", "cumprod", "linear_recurrence", "broadcast_to",
+    "unbroadcast",
+]  # fmt: skip
 
 
 def _keepdims_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
@@ -143,31 +154,30 @@ def max(x: Any, axis=None, keepdims: bool = False) -> Tensor:
 
 
 # ---- Prod ----
-def _prod_others(ans, x, axes):
-    # The product of all *other* elements, exact with zeros present, written so that its own
-    # derivative is exact too (second order): no zero -> prod / x; one zero z ->
-    # prod(rest) at z and x_z * prod(rest) / x elsewhere (x_z is 0 but carries a derivative).
-    # NOTE: with two or more zeros the value (0) and first derivative are exact, the second
-    # derivative is not.
-    is_zero = equal(x, 0)
-    zeros = bind(sum_p, is_zero.astype(x.dtype), axes=axes, keepdims=True)
-    x_safe = where(is_zero, 1.0, x)
-    p_safe = bind(prod_p, x_safe, axes=axes, keepdims=True)
-    x_zero = bind(sum_p, where(is_zero, x, 0.0), axes=axes, keepdims=True)
-    one_zero = where(is_zero, p_safe, x_zero * p_safe / x_safe)
-    return where(equal(zeros, 0), p_safe / x_safe, where(equal(zeros, 1), one_zero, 0.0))
+def _prod_others(x, axes):
+    # For each element, the product of all *other* elements of its reduction: the reduced axes
+    # become one (moved last, flattened), along which it is the exclusive prefix product times
+    # the exclusive suffix product. No division, so it is exact with any number of zeros, and
+    # so are its derivatives of every order (cumprod's rules are exact too).
+    kept = tuple(k for k in range(x.ndim) if k not in axes)
+    moved = transpose(x, kept + axes)
+    axis = len(kept)
+    flat = reshape(moved, moved.shape[:axis] + (math.prod(moved.shape[axis:]),))
+    before = bind(cumprod_p, flat, axis=axis, reverse=False, exclusive=True)
+    after = bind(cumprod_p, flat, axis=axis, reverse=True, exclusive=True)
+    return transpose(reshape(before * after, moved.shape), tuple(np.argsort(kept + axes)))
 
 
 def prod_vjp(g, ans, x, axes, keepdims):
-    return _expand(g, x, axes, keepdims) * _prod_others(ans, x, axes)
+    return _expand(g, x, axes, keepdims) * _prod_others(x, axes)
 
 
 def prod_jvp(t, ans, x, axes, keepdims):
-    return bind(sum_p, t * _prod_others(ans, x, axes), axes=axes, keepdims=keepdims)
+    return bind(sum_p, t * _prod_others(x, axes), axes=axes, keepdims=keepdims)
 
 
 def prod_batched_jvp(ts, ans, x, axes, keepdims, batch):
-    others = _prod_others(ans, x, axes)
+    others = _prod_others(x, axes)
     return bind(sum_p, ts[0] * others, axes=_shift(axes), keepdims=keepdims)
 
 
@@ -178,7 +188,18 @@ prod_p.def_batched_jvp(prod_batched_jvp)
 
 
 def prod(x: Any, axis=None, keepdims: bool = False) -> Tensor:
-    """Product over ``axis``; the gradient is exact when elements are zero."""
+    """Product over ``axis`` (all axes by default), as ``numpy.prod``.
+
+    Its derivatives are exact to every order, also where elements are zero:
+    d prod / d x_i = prod_{k != i} x_k, and d^2 prod / d x_i d x_j = prod_{k != i, j} x_k for
+    i != j, computed from prefix and suffix products (never prod / x_i).
+
+    >>> import tfgrad as tg
+    >>> tg.hessian(tg.prod)(tg.tensor([0.0, 0.0, 3.0])).numpy()
+    array([[0., 3., 0.],
+           [3., 0., 0.],
+           [0., 0., 0.]])
+    """
     x = as_tensor(x)
     return bind(prod_p, x, axes=normalize_axes("prod", axis, x.ndim), keepdims=bool(keepdims))
 
@@ -207,3 +228,137 @@ def cumsum(x: Any, axis: int | None = None, reverse: bool = False) -> Tensor:
     if x.ndim == 0:
         x = reshape(x, (1,))
     return bind(cumsum_p, x, axis=axis, reverse=bool(reverse))
+
+
+# ---- Cumulative product ----
+def _exclusive_tangent(t, e, x, axis, reverse, batch):
+    # e_i = prod_{k < i} x_k = x_{i-1} e_{i-1}, so de_i = x_{i-1} de_{i-1} + dx_{i-1} e_{i-1}:
+    # an exclusive linear recurrence with coefficients x (the same for a batch of tangents).
+    return bind(linear_recurrence_p, x, t * e, axis=axis + (batch is not None), reverse=reverse)
+
+
+def _cumprod_tangent(t, ans, x, axis, reverse, exclusive, batch=None):
+    if exclusive:
+        return _exclusive_tangent(t, ans, x, axis, reverse, batch)
+    e = bind(cumprod_p, x, axis=axis, reverse=reverse, exclusive=True)  # ans = e * x
+    return _exclusive_tangent(t, e, x, axis, reverse, batch) * x + e * t
+
+
+def cumprod_vjp(g, ans, x, axis, reverse, exclusive):
+    # d e_i / d x_j = e_j prod_{j < k < i} x_k for j < i, so the cotangent of x_j is
+    # e_j sum_{i > j} g_i prod_{j < k < i} x_k: an exclusive recurrence run the other way. The
+    # inclusive product is e * x. No division anywhere.
+    if exclusive:
+        return ans * bind(linear_recurrence_p, x, g, axis=axis, reverse=not reverse)
+    e = bind(cumprod_p, x, axis=axis, reverse=reverse, exclusive=True)
+    return e * (g + bind(linear_recurrence_p, x, g * x, axis=axis, reverse=not reverse))
+
+
+def cumprod_jvp(t, ans, x, axis, reverse, exclusive):
+    return _cumprod_tangent(t, ans, x, axis, reverse, exclusive)
+
+
+def cumprod_batched_jvp(ts, ans, x, axis, reverse, exclusive, batch):
+    return _cumprod_tangent(ts[0], ans, x, axis, reverse, exclusive, batch)
+
+
+cumprod_p = Primitive("cumprod", 1, family=REDUCTION)
+cumprod_p.defvjp(cumprod_vjp)
+cumprod_p.defjvp(cumprod_jvp)
+cumprod_p.def_batched_jvp(cumprod_batched_jvp)
+
+
+def cumprod(
+    x: Any, axis: int | None = None, reverse: bool = False, exclusive: bool = False
+) -> Tensor:
+    """Running product along ``axis`` (over the flattened tensor when None), as
+    ``numpy.cumprod``: y_i = prod_{k <= i} x_k. ``reverse`` runs from the end
+    (y_i = prod_{k >= i} x_k); ``exclusive`` leaves each element out of its own product
+    (y_i = prod_{k < i} x_k, 1 first), as in TensorFlow. Bools count as int64.
+
+    Its derivatives are exact to every order, zeros included: they are linear recurrences
+    (:func:`linear_recurrence`), never divisions by x.
+
+    >>> import tfgrad as tg
+    >>> tg.cumprod(tg.tensor([1.0, 2.0, 3.0, 4.0])).numpy()
+    array([ 1.,  2.,  6., 24.])
+    >>> tg.cumprod(tg.tensor([1.0, 2.0, 3.0, 4.0]), reverse=True, exclusive=True).numpy()
+    array([24., 12.,  4.,  1.])
+    >>> tg.grad(lambda x: tg.sum(tg.cumprod(x)))(tg.tensor([2.0, 0.0, 5.0])).numpy()
+    array([ 1., 12.,  0.])
+    """
+    x = as_tensor(x)
+    if x.dtype.kind == "b":
+        x = x.astype("int64")
+    if axis is None:
+        x = reshape(x, (-1,))
+        axis = 0
+    (axis,) = normalize_axes("cumprod", axis, x.ndim) or (0,)
+    if x.ndim == 0:
+        x = reshape(x, (1,))
+    return bind(cumprod_p, x, axis=axis, reverse=bool(reverse), exclusive=bool(exclusive))
+
+
+# ---- Linear recurrence ----
+def linear_recurrence_vjp(g, h, a, b, axis, reverse):
+    # h_i = sum_{s < i} b_s prod_{s < k < i} a_k, so the cotangent of b_s is
+    # l_s = sum_{i > s} g_i prod_{s < k < i} a_k, the same recurrence run the other way, and
+    # that of a_s (which multiplies h_s on the way to h_{s+1}) is l_s h_s.
+    adjoint = bind(linear_recurrence_p, a, g, axis=axis, reverse=not reverse)
+    return adjoint * h, adjoint
+
+
+def _recurrence_tangent(ts, h, a, axis, reverse, batch=None):
+    # dh_i = a_{i-1} dh_{i-1} + (da_{i-1} h_{i-1} + db_{i-1}): the same recurrence (the same
+    # coefficients for a batch of tangents) with b replaced by da * h + db.
+    ta, tb = ts
+    if ta is not None and batch is not None and a.ndim < h.ndim:  # keep the batch axis first
+        ta = reshape(ta, (batch,) + (1,) * (h.ndim - a.ndim) + a.shape)
+    terms = [t for t in (None if ta is None else ta * h, tb) if t is not None]
+    if not terms:
+        return None
+    b = terms[0] if len(terms) == 1 else add(terms[0], terms[1])
+    return bind(linear_recurrence_p, a, b, axis=axis + (batch is not None), reverse=reverse)
+
+
+def linear_recurrence_jvp(ts, h, a, b, axis, reverse):
+    return _recurrence_tangent(ts, h, a, axis, reverse)
+
+
+def linear_recurrence_batched_jvp(ts, h, a, b, axis, reverse, batch):
+    return _recurrence_tangent(ts, h, a, axis, reverse, batch)
+
+
+# a has b's shape, or that of b's trailing axes (the same coefficients for every index of the
+# leading ones, as for a batch of tangents; the tape sums a's cotangent over them); the front
+# end broadcasts both. Linear in b, not in a.
+linear_recurrence_p = Primitive("linear_recurrence", 2, family=REDUCTION)
+linear_recurrence_p.vjp_all = linear_recurrence_vjp
+linear_recurrence_p.jvp_all = linear_recurrence_jvp
+linear_recurrence_p.def_batched_jvp(linear_recurrence_batched_jvp)
+
+
+def linear_recurrence(a: Any, b: Any, axis: int = 0, reverse: bool = False) -> Tensor:
+    """The exclusive first-order linear recurrence along ``axis``: h_0 = 0 and
+    h_i = a_{i-1} h_{i-1} + b_{i-1}, that is h_i = sum_{s < i} b_s prod_{s < k < i} a_k (each
+    h_i is the state before step i of h <- a h + b); from the end when ``reverse``
+    (h_i = a_{i+1} h_{i+1} + b_{i+1}). ``a`` and ``b`` broadcast together and are floating.
+
+    The derivatives of :func:`cumprod` (so of ``prod``) are recurrences of this kind, and so are
+    its own: exact to every order. An exclusive cumsum is the case a = 1.
+
+    >>> import tfgrad as tg
+    >>> a, b = tg.tensor([0.5, 2.0, 3.0, 4.0]), tg.tensor([1.0, 1.0, 1.0, 1.0])
+    >>> tg.ops.linear_recurrence(a, b).numpy()
+    array([ 0.,  1.,  3., 10.])
+    """
+    a, b = promote_args("linear_recurrence", a, b, floating=True)
+    shape = broadcast_shapes("linear_recurrence", a.shape, b.shape)
+    if not shape:
+        raise ShapeError(
+            "linear_recurrence: a and b are 0-d; the recurrence runs along an axis, so give "
+            "them at least one dimension (reshape to (1,))."
+        )
+    (axis,) = normalize_axes("linear_recurrence", axis, len(shape))
+    a, b = broadcast_to(a, shape), broadcast_to(b, shape)
+    return bind(linear_recurrence_p, a, b, axis=axis, reverse=bool(reverse))

@@ -1,5 +1,5 @@
-"""The reduction family: sum, max, prod over one block of axes, and cumsum along one axis; the
-kernels, their host adapters and the table.
+"""The reduction family: sum, max, prod over one block of axes, and the scans along one axis
+(cumsum, cumprod, linear_recurrence); the kernels, their host adapters and the table.
 
 The adapter views the input as ``(outer, size, inner)`` with the reduced axes in the middle
 (transposing first when they are not adjacent). Each output element combines ``block``
@@ -97,9 +97,46 @@ def reduce_kernel(
             store(out, t, reduce_block(x, first, count, inner, accumulate_zero(x), op))
 
 
+@ti.func
+def scan_index(c, s, size, inner, reverse):
+    """The flat index of step ``s`` of column ``c`` of an ``(outer, size, inner)`` array, for
+    a scan that visits the column from its end when ``reverse``."""
+    r = size - 1 - s if reverse else s
+    return ((c // inner) * size + r) * inner + c % inner
+
+
 @ti.kernel
-def cumsum_kernel(
+def scan_kernel(
     x: ti.types.ndarray(ndim=1),
+    out: ti.types.ndarray(ndim=1),
+    n_columns: ti.i32,
+    size: ti.i32,
+    inner: ti.i32,
+    reverse: ti.i32,
+    exclusive: ti.i32,
+    serial: ti.template(),
+    op: ti.template(),
+):
+    # out[o, r, i] = op_{s <= r} x[o, s, i] (s >= r when reverse; s < r, s > r when exclusive)
+    # for op "sum" or "prod" (compiled once per op), one running result per column (o, i) in
+    # the accumulator dtype of reduce_kernel's, each result rounded once to the dtype
+    if ti.static(serial):
+        ti.loop_config(serialize=True)
+    for c in range(n_columns):
+        acc = accumulate_zero(x)
+        if ti.static(op == "prod"):
+            acc += 1
+        for s in range(size):
+            i = scan_index(c, s, size, inner, reverse)
+            after = combine(acc, load(x, i), op)
+            store(out, i, acc if exclusive else after)
+            acc = after
+
+
+@ti.kernel
+def linear_recurrence_kernel(
+    a: ti.types.ndarray(ndim=1),
+    b: ti.types.ndarray(ndim=1),
     out: ti.types.ndarray(ndim=1),
     n_columns: ti.i32,
     size: ti.i32,
@@ -107,17 +144,18 @@ def cumsum_kernel(
     reverse: ti.i32,
     serial: ti.template(),
 ):
-    # out[o, r, i] = sum_{s <= r} x[o, s, i] (s >= r when reverse), one running sum per column
-    # (o, i) in the accumulator dtype of reduce_kernel's sum, each prefix rounded once to the dtype
+    # out[o, 0, i] = 0, out[o, r, i] = a[o, r - 1, i] * out[o, r - 1, i] + b[o, r - 1, i] (r + 1,
+    # from the end, when reverse): the state before each step, carried in the accumulator dtype
+    # (float32 for halves), each result rounded once to the dtype. a may hold b's trailing axes
+    # only (repeated over the leading ones): element i of b goes with element i % a.size of a.
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for c in range(n_columns):
-        base = (c // inner) * size * inner + c % inner
-        acc = accumulate_zero(x)
+        h = accumulate_zero(b)
         for s in range(size):
-            r = size - 1 - s if reverse else s
-            acc += load(x, base + r * inner)
-            store(out, base + r * inner, acc)
+            i = scan_index(c, s, size, inner, reverse)
+            store(out, i, h)
+            h = load(a, i % a.shape[0]) * h + load(b, i)
 
 
 # ---- Host adapters ----
@@ -177,23 +215,38 @@ class Reduction:
         return out
 
 
-def cumsum(backend, op, x, axis, reverse):
-    if x.ndim == 0:  # NumPy treats a 0-d array as one element along axis 0
-        x = x.reshape((1,))
-    axis %= x.ndim
-    out = backend.empty(x.shape, x.dtype)
+def _columns(shape, axis):
+    """``(n_columns, size, inner)``: a scan along ``axis`` reads ``shape`` as (outer, size,
+    inner) and runs once per column (outer * inner of them)."""
+    size, inner = shape[axis], math.prod(shape[axis + 1 :])
+    return math.prod(shape) // size, size, inner
+
+
+class Scan:
+    """A running reduction along one axis: ``combine`` is the kernel's combine step ("sum" or
+    "prod")."""
+
+    def __init__(self, combine: str):
+        self.combine = combine
+
+    def __call__(self, backend, op, x, axis, reverse, exclusive=False):
+        if x.ndim == 0:  # NumPy treats a 0-d array as one element along axis 0
+            x = x.reshape((1,))
+        axis %= x.ndim
+        out = backend.empty(x.shape, x.dtype)
+        if out.size:
+            arg = backend.arg
+            scan_kernel(arg(x), arg(out), *_columns(x.shape, axis), int(bool(reverse)),
+                        int(bool(exclusive)), backend.serial(x.size), self.combine)  # fmt: skip
+        return out
+
+
+def linear_recurrence(backend, op, a, b, axis, reverse):
+    out = backend.empty(b.shape, b.dtype)  # a: b's dtype, and its shape or its trailing axes
     if out.size:
-        size = x.shape[axis]
-        inner = math.prod(x.shape[axis + 1 :])
-        cumsum_kernel(
-            backend.arg(x),
-            backend.arg(out),
-            x.size // size,
-            size,
-            inner,
-            int(bool(reverse)),
-            backend.serial(x.size),
-        )
+        arg = backend.arg
+        linear_recurrence_kernel(arg(a), arg(b), arg(out), *_columns(b.shape, axis),
+                                 int(bool(reverse)), backend.serial(b.size))  # fmt: skip
     return out
 
 
@@ -201,5 +254,7 @@ REDUCTION = {
     "sum": Reduction("sum", empty=0, accumulates=True),
     "max": Reduction("max", empty=None, accumulates=False),
     "prod": Reduction("prod", empty=1, accumulates=True),
-    "cumsum": cumsum,
+    "cumsum": Scan("sum"),
+    "cumprod": Scan("prod"),
+    "linear_recurrence": linear_recurrence,
 }

@@ -25,8 +25,8 @@ CHILD_PROCESS_TESTS = (
     "notebooks/",
 )
 CHILD_PROCESS_GROUP = "child-processes"
-# The kernel tests compile most of the suite's kernel variants (the matmul tests some 90 of them,
-# a dtype's about 12), each in a second or two: a group per dtype across these files spreads
+# The kernel tests compile most of the suite's kernel variants (the matmul tests some 115 of them,
+# a dtype's about 16), each in a second or two: a group per dtype across these files spreads
 # them over the workers, and a variant that two of the files use is compiled on one worker.
 KERNEL_TESTS = "tests/backends/"
 DTYPE_IN_TEST_ID = re.compile(r"\b(bool|int32|int64|float16|bfloat16|float32|float64)\b")

@@ -69,6 +69,11 @@ def test_tape_graphs_are_the_same_markup_on_both_sides(page):
                     assert js == expected, (name, mode, collapsed, step)
 
 
+def _after_redraw(page) -> None:
+    """Wait until the view has drawn: a chart redraws in its next animation frame."""
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
 def _live_equals(page, selector: str, markup: str) -> bool:
     return page.evaluate(
         """([selector, markup]) => JSON.stringify(canonical(document.querySelector(selector)))
@@ -140,6 +145,7 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     page.click('.tf-pick[data-i="1"]')
     view = page.evaluate("() => model.get('view')")
     assert view["frontier.choices"] == 1
+    _after_redraw(page)
     assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, view, width))
     # A patch from the kernel (what the kernel sends when it answers the click) redraws it.
     sent = []
@@ -148,7 +154,7 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     chart.flush()  # the throttle held the answer back: the view change went out just before
     assert [p["path"][-1] for p in sent[0]["patches"]] == ["spans", "title"]
     page.evaluate("(msg) => model.receive(msg)", sent[0])
-    page.wait_for_timeout(100)  # the redraw waits for the next animation frame
+    _after_redraw(page)
     assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))
 
 

@@ -76,9 +76,10 @@ def kernel_side() -> TapeWidget:
 
 def browser_side(widget: TapeWidget) -> None:
     sys.path.insert(0, str(BROWSER_TESTS))
-    from conftest import CHROMIUM_ARGS, find_chromium
     from kit_page import load_front_end, render_view
     from playwright.sync_api import sync_playwright
+
+    from conftest import CHROMIUM_ARGS, find_chromium
 
     chromium = find_chromium()
     if chromium is None:

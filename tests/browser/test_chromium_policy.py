@@ -5,6 +5,7 @@ naming the command that installs it."""
 from __future__ import annotations
 
 import pytest
+
 from conftest import INSTALL_COMMAND, chromium_or_skip
 
 

@@ -729,9 +729,11 @@ def graph_svg(graph: dict, layout: dict, state: dict) -> str:
         node = item["node"]
         value = values.get(node["id"], "")
         room, size = nw - 14, THEME["font"]
+        # The hover text also holds this step's derivative, which the box may cut short.
+        hover = node.get("title", "") + (f"; {symbol} = {value}" if value else "")
         out.append(
             f'<g class="tf-node tf-{node["kind"]}{on}{hidden}" data-id="{esc(node["id"])}" {move}>'
-            f"<title>{esc(node.get('title', ''))}</title>"
+            f"<title>{esc(hover)}</title>"
             f'<rect width="{nw}" height="{nh}" rx="6"/>'
             + _text(8, 17, clip(node.get("head", node["label"]), room, size), "tf-head")
             + _text(8, 35, clip("= " + node.get("value", ""), room, size), "tf-value")

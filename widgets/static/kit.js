@@ -693,7 +693,8 @@ function graphSVG(graph, layout, state) {
     const room = nw - 14;
     const size = THEME.font;
     out.push(`<g class="tf-node tf-${node.kind}${on}${hidden}" data-id="${esc(node.id)}" ${move}>` +
-      `<title>${esc(node.title || "")}</title>` +
+      // The hover text also holds this step's derivative, which the box may cut short.
+      `<title>${esc((node.title || "") + (value ? `; ${symbol} = ${value}` : ""))}</title>` +
       `<rect width="${nw}" height="${nh}" rx="6"/>` +
       text(8, 17, clip(node.head ?? node.label, room, size), "tf-head") +
       text(8, 35, clip("= " + (node.value || ""), room, size), "tf-value") +

@@ -72,9 +72,13 @@ function render({ model, el }) {
     svg = viewport.querySelector("svg");
     parts = { items: new Map(), edges: new Map(), scopes: new Map(), members: scopeMembers(layout.items) };
     parts.adj = new Map(); // node id -> its adjoint (or tangent) text
+    parts.hover = new Map(); // node id -> its <title>, which also holds the derivative
     for (const g of svg.querySelectorAll(".tf-node")) {
       parts.items.set(g.dataset.id ?? "scope:" + g.dataset.scope, g);
-      if (g.dataset.id !== undefined) parts.adj.set(g.dataset.id, g.querySelector(".tf-adj"));
+      if (g.dataset.id !== undefined) {
+        parts.adj.set(g.dataset.id, g.querySelector(".tf-adj"));
+        parts.hover.set(g.dataset.id, g.querySelector("title"));
+      }
     }
     for (const g of svg.querySelectorAll(".tf-edge")) parts.edges.set(g.dataset.edge, g);
     for (const g of svg.querySelectorAll(".tf-scope")) parts.scopes.set(g.dataset.scope, g);
@@ -101,6 +105,9 @@ function render({ model, el }) {
         const value = state.values[item.node.id] || "";
         const words = value ? clip(`${symbol} = ${value}`, THEME.node_w - 14, THEME.font) : "";
         if (adj.textContent !== words) adj.textContent = words;
+        const hover = parts.hover.get(id);
+        const full = (item.node.title || "") + (value ? `; ${symbol} = ${value}` : "");
+        if (hover.textContent !== full) hover.textContent = full;
         const css = `tf-adj tf-${state.flow}`;
         if (adj.getAttribute("class") !== css) adj.setAttribute("class", css);
       }

@@ -24,6 +24,7 @@ import numpy as np
 from . import config
 from .backends.base import OpInfo
 from .errors import MissingRuleError, NumericalError, TracerConversionError
+from .dtypes import _BY_NUMPY, as_dtype
 from .tensor import Tensor, wrap
 
 __all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
@@ -124,6 +125,14 @@ def _lower_inactive(x: Any) -> Any:
 def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
     """Apply ``prim`` to tensors: the highest active trace among the inputs processes it;
     with none, the backend computes it."""
+    for a in args:
+        if isinstance(a, Tracer):
+            break
+    else:  # no tracer at all: the common case of eager code, decided in one pass
+        out = prim.impl(*args, **params)
+        if config._check_numerics:
+            _check_numerics(prim, args, out)
+        return out
     top = None
     lowered = []
     for a in args:
@@ -206,8 +215,15 @@ class Primitive:
         return self.impl == self._run_backend
 
     def _run_backend(self, *args: Tensor, **params: Any) -> Tensor:
-        backend = config.current_backend()
-        return wrap(backend.run(self.op, *(a._data for a in args), **params), backend)
+        backend = config._current or config.current_backend()
+        buf = backend.run(self.op, *[a._data for a in args], **params)
+        shape = buf.shape  # wrap(buf, backend), inlined: this runs once per op
+        return Tensor(
+            buf,
+            shape if type(shape) is tuple else tuple(shape),
+            _BY_NUMPY.get(buf.dtype) or as_dtype(buf.dtype),
+            backend,
+        )
 
     def def_impl(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         """A Python forward on tensors (it replaces the backend kernel)."""

@@ -23,9 +23,9 @@ import numpy as np
 
 from . import config
 from .backends.base import OpInfo
-from .errors import MissingRuleError, NumericalError, TracerConversionError
 from .dtypes import _BY_NUMPY, as_dtype
-from .tensor import Tensor, wrap
+from .errors import MissingRuleError, NumericalError, TracerConversionError
+from .tensor import Tensor
 
 __all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
 

@@ -129,7 +129,7 @@ def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
         if isinstance(a, Tracer):
             break
     else:  # no tracer at all: the common case of eager code, decided in one pass
-        out = prim.impl(*args, **params)
+        out = prim.impl(*args, **params) if params else prim.impl(*args)
         if config._check_numerics:
             _check_numerics(prim, args, out)
         return out
@@ -137,7 +137,8 @@ def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
     lowered = []
     for a in args:
         if isinstance(a, Tracer):
-            a = _lower_inactive(a)
+            if not a._trace.active:
+                a = _lower_inactive(a)
             if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
                 top = a._trace
         lowered.append(a)
@@ -216,7 +217,14 @@ class Primitive:
 
     def _run_backend(self, *args: Tensor, **params: Any) -> Tensor:
         backend = config._current or config.current_backend()
-        buf = backend.run(self.op, *[a._data for a in args], **params)
+        if params:
+            buf = backend.run(self.op, *[a._data for a in args], **params)
+        elif len(args) == 2:
+            buf = backend.run(self.op, args[0]._data, args[1]._data)
+        elif len(args) == 1:
+            buf = backend.run(self.op, args[0]._data)
+        else:
+            buf = backend.run(self.op, *[a._data for a in args])
         shape = buf.shape  # wrap(buf, backend), inlined: this runs once per op
         return Tensor(
             buf,

@@ -499,8 +499,14 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
         cotangents = [(i, all_cotangents[i]) for i in wanted]
     else:
         # Every rule runs before any cotangent is accumulated, as in the observed sweep.
+        rules = prim.vjps
         cotangents = [
-            (i, prim.vjp_rule(i)(g, ans, *primals, **params))
+            (
+                i,
+                (rules[i] if rules and i < len(rules) and rules[i] else prim.vjp_rule(i))(
+                    g, ans, *primals, **params
+                ),
+            )
             for i, v in enumerate(inputs)
             if v in relevant
         ]

@@ -21,7 +21,7 @@ from . import config
 from .errors import DtypeError, ShapeError, TapeError
 from .ops import add, astype, broadcast_to, ones, unbroadcast
 from .ops._common import as_tensor, broadcast_shapes
-from .primitive import Primitive, Trace, Tracer, bind, full_lower
+from .primitive import Primitive, Trace, Tracer, _check_numerics, bind, full_lower
 from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
@@ -294,14 +294,18 @@ class GradientTape(Trace):
 
     def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
         primals, variables = [], []
+        lower = False  # whether a primal is a value of another (lower) trace
         for a in args:
             if isinstance(a, TrackedTensor) and a._trace is self:
-                primals.append(a.primal)
-                variables.append(a.variable)
+                a, v = a.primal, a.variable
             else:
-                primals.append(a)
-                variables.append(None)
-        ans = bind(prim, *primals, **params)  # raises before anything is recorded
+                v = None
+            if isinstance(a, Tracer):
+                lower = True
+            primals.append(a)
+            variables.append(v)
+        # Raises before anything is recorded. With no lower trace, bind would run the forward.
+        ans = bind(prim, *primals, **params) if lower else _forward(prim, primals, params)
         if ans._dtype.kind != "f":  # not floating: nothing to differentiate
             return ans
         output = next(self._variables)
@@ -519,6 +523,14 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
         variable = inputs[i]
         previous = adjoints.get(variable)
         adjoints[variable] = c if previous is None else add(previous, c)
+
+
+def _forward(prim: Primitive, primals: list, params: dict) -> Tensor:
+    # bind's own path for inputs that no trace holds.
+    out = prim.impl(*primals, **params) if params else prim.impl(*primals)
+    if config._check_numerics:
+        _check_numerics(prim, primals, out)
+    return out
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

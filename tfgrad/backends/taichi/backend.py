@@ -152,15 +152,14 @@ class TaichiBackend(Buffers):
             # The hot path of tiny arrays: a ufunc op in float32/float64 that the policy sends
             # to NumPy below `below` elements, decided once per (op, dtype) (see _plan).
             x = bufs[0]
-            plan = self._plans.get((op, x.dtype)) or self._plan(op, x.dtype)
-            below = plan[0]
+            below, name, ufunc = self._plans.get((op, x.dtype)) or self._plan(op, x.dtype)
             if x.size < below and (
                 len(bufs) == 1 or (bufs[1].dtype is x.dtype and bufs[1].size < below)
             ):
-                self._last[plan[1]] = NUMPY
+                self._last[name] = NUMPY
                 token = FP_STATE.set(FP_IGNORE)  # np.errstate(all="ignore"), prebuilt
                 try:
-                    out = plan[2](*bufs)
+                    out = ufunc(*bufs)
                 finally:
                     FP_STATE.reset(token)
                 return out if type(out) is np.ndarray else np.asarray(out)

@@ -504,16 +504,12 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
     else:
         # Every rule runs before any cotangent is accumulated, as in the observed sweep.
         rules = prim.vjps
-        cotangents = [
-            (
-                i,
-                (rules[i] if rules and i < len(rules) and rules[i] else prim.vjp_rule(i))(
-                    g, ans, *primals, **params
-                ),
-            )
-            for i, v in enumerate(inputs)
-            if v in relevant
-        ]
+        cotangents = []
+        for i, v in enumerate(inputs):
+            if v in relevant:
+                rule = rules[i] if rules and i < len(rules) and rules[i] else prim.vjp_rule(i)
+                c = rule(g, ans, *primals, **params) if params else rule(g, ans, *primals)
+                cotangents.append((i, c))
     for i, c in cotangents:
         if c is None:
             continue

@@ -30,6 +30,7 @@ from .tensor import Tensor
 __all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
 
 _levels = itertools.count(1)
+_new = object.__new__
 
 
 class Trace:
@@ -225,13 +226,14 @@ class Primitive:
             buf = backend.run(self.op, args[0]._data)
         else:
             buf = backend.run(self.op, *[a._data for a in args])
-        shape = buf.shape  # wrap(buf, backend), inlined: this runs once per op
-        return Tensor(
-            buf,
-            shape if type(shape) is tuple else tuple(shape),
-            _BY_NUMPY.get(buf.dtype) or as_dtype(buf.dtype),
-            backend,
-        )
+        # wrap(buf, backend), inlined (and Tensor.__init__ with it): this runs once per op
+        out = _new(Tensor)
+        out._data = buf
+        shape = buf.shape
+        out._shape = shape if type(shape) is tuple else tuple(shape)
+        out._dtype = _BY_NUMPY.get(buf.dtype) or as_dtype(buf.dtype)
+        out._backend = backend
+        return out
 
     def def_impl(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         """A Python forward on tensors (it replaces the backend kernel)."""

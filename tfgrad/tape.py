@@ -28,6 +28,7 @@ from .tree import tree_flatten, tree_unflatten
 __all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "name_scope"]
 
 _tape_ids = itertools.count(1)
+_new = object.__new__
 _scopes: list[str] = []
 
 
@@ -304,8 +305,14 @@ class GradientTape(Trace):
                 lower = True
             primals.append(a)
             variables.append(v)
-        # Raises before anything is recorded. With no lower trace, bind would run the forward.
-        ans = bind(prim, *primals, **params) if lower else _forward(prim, primals, params)
+        # Raises before anything is recorded. With no lower trace, bind would run the forward:
+        # done here instead.
+        if lower:
+            ans = bind(prim, *primals, **params)
+        else:
+            ans = prim.impl(*primals, **params) if params else prim.impl(*primals)
+            if config._check_numerics:
+                _check_numerics(prim, primals, ans)
         if ans._dtype.kind != "f":  # not floating: nothing to differentiate
             return ans
         output = next(self._variables)
@@ -324,7 +331,15 @@ class GradientTape(Trace):
         )
         if self._observers:
             self._emit(TapeEvent("record", self.id, record=self.records[-1]))
-        return TrackedTensor(self, ans, output)
+        out = _new(TrackedTensor)  # TrackedTensor(self, ans, output), without the __init__ call
+        out._data = ans._data
+        out._shape = ans._shape
+        out._dtype = ans._dtype
+        out._backend = ans._backend
+        out.primal = ans
+        out._trace = self
+        out.variable = output
+        return out
 
     # ---- Observing ----
     def observe(self, callback: Callable[[TapeEvent], None]) -> Callable[[], None]:
@@ -519,14 +534,6 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
         variable = inputs[i]
         previous = adjoints.get(variable)
         adjoints[variable] = c if previous is None else add(previous, c)
-
-
-def _forward(prim: Primitive, primals: list, params: dict) -> Tensor:
-    # bind's own path for inputs that no trace holds.
-    out = prim.impl(*primals, **params) if params else prim.impl(*primals)
-    if config._check_numerics:
-        _check_numerics(prim, primals, out)
-    return out
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

@@ -147,7 +147,7 @@ def _fast_pair(op: str, x: Any, y: Any, floating: bool) -> list[Tensor] | None:
     if isinstance(x, Tensor):
         if isinstance(y, Tensor):
             if x._dtype is y._dtype and (not floating or x._dtype.kind == "f"):
-                if x._shape != y._shape:
+                if x._shape != y._shape and x._shape and y._shape:  # () broadcasts to any
                     check_broadcast(op, x._shape, y._shape)
                 return [x, y]
             return None

@@ -510,6 +510,20 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
         entry[_ANS],
         entry[_PARAMS],
     )
+    rules = prim.vjps
+    if len(inputs) == 1 and rules and prim.vjp_all is None:  # sin, sum, reshape...: one rule
+        variable = inputs[0]
+        if variable not in relevant:
+            return
+        like = primals[0]
+        c = (rules[0] or prim.vjp_rule(0))(g, ans, like, **params)
+        if c is None:
+            return
+        if not isinstance(c, Tensor) or c._shape != like._shape or c._dtype is not like._dtype:
+            c = _fit(c, like)
+        previous = adjoints.get(variable)
+        adjoints[variable] = c if previous is None else add(previous, c)
+        return
     if prim.vjp_all is not None:
         wanted = [i for i, v in enumerate(inputs) if v in relevant]
         if not wanted:
@@ -518,7 +532,6 @@ def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict
         cotangents = [(i, all_cotangents[i]) for i in wanted]
     else:
         # Every rule runs before any cotangent is accumulated, as in the observed sweep.
-        rules = prim.vjps
         cotangents = []
         for i, v in enumerate(inputs):
             if v in relevant:

@@ -449,18 +449,20 @@ class GradientTape(Trace):
         if observed:
             self._emit(TapeEvent("sweep_start", self.id))
             records = self.records
-        for index in range(len(self._entries) - 1, -1, -1):
-            entry = self._entries[index]
-            output = entry[_OUTPUT]
+        entries = self._entries
+        quietly = _backpropagate_quietly
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
+            output = entry[2]  # _OUTPUT
             if output not in adjoints:
                 continue
             g = adjoints[output] if output in source_vars else adjoints.pop(output)
-            entry[_ADJOINT] = g
+            entry[8] = g  # _ADJOINT
             if observed:
                 self._emit(TapeEvent("adjoint", self.id, record=records[index]))
                 self._backpropagate(records[index], g, relevant, adjoints)
             else:
-                _backpropagate_quietly(entry, g, relevant, adjoints)
+                quietly(entry, g, relevant, adjoints)
         for leaf in self.leaves:
             if leaf.variable in adjoints:
                 leaf._adjoint = adjoints[leaf.variable]
@@ -503,13 +505,7 @@ class GradientTape(Trace):
 def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict) -> None:
     """``GradientTape._backpropagate`` for a sweep nobody observes: the same rules, called in
     the same order with the same arguments, with the per-record work kept to the minimum."""
-    prim, inputs, primals, ans, params = (
-        entry[_PRIM],
-        entry[_INPUTS],
-        entry[_PRIMALS],
-        entry[_ANS],
-        entry[_PARAMS],
-    )
+    prim, inputs, _, params, _, _, primals, ans, _ = entry  # ENTRY's order (see Record)
     rules = prim.vjps
     if len(inputs) == 1 and rules and prim.vjp_all is None:  # sin, sum, reshape...: one rule
         variable = inputs[0]

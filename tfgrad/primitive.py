@@ -23,12 +23,14 @@ import numpy as np
 
 from . import config
 from .backends.base import OpInfo
+from .dtypes import _BY_NUMPY, as_dtype
 from .errors import MissingRuleError, NumericalError, TracerConversionError
-from .tensor import Tensor, wrap
+from .tensor import Tensor
 
 __all__ = ["Primitive", "Trace", "Tracer", "bind", "full_lower", "strip_derivatives"]
 
 _levels = itertools.count(1)
+_new = object.__new__
 
 
 class Trace:
@@ -124,11 +126,20 @@ def _lower_inactive(x: Any) -> Any:
 def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
     """Apply ``prim`` to tensors: the highest active trace among the inputs processes it;
     with none, the backend computes it."""
+    for a in args:
+        if isinstance(a, Tracer):
+            break
+    else:  # no tracer at all: the common case of eager code, decided in one pass
+        out = prim.impl(*args, **params) if params else prim.impl(*args)
+        if config._check_numerics:
+            _check_numerics(prim, args, out)
+        return out
     top = None
     lowered = []
     for a in args:
         if isinstance(a, Tracer):
-            a = _lower_inactive(a)
+            if not a._trace.active:
+                a = _lower_inactive(a)
             if isinstance(a, Tracer) and (top is None or a._trace.level > top.level):
                 top = a._trace
         lowered.append(a)
@@ -206,8 +217,23 @@ class Primitive:
         return self.impl == self._run_backend
 
     def _run_backend(self, *args: Tensor, **params: Any) -> Tensor:
-        backend = config.current_backend()
-        return wrap(backend.run(self.op, *(a._data for a in args), **params), backend)
+        backend = config._current or config.current_backend()
+        if params:
+            buf = backend.run(self.op, *[a._data for a in args], **params)
+        elif len(args) == 2:
+            buf = backend.run(self.op, args[0]._data, args[1]._data)
+        elif len(args) == 1:
+            buf = backend.run(self.op, args[0]._data)
+        else:
+            buf = backend.run(self.op, *[a._data for a in args])
+        # wrap(buf, backend), inlined (and Tensor.__init__ with it): this runs once per op
+        out = _new(Tensor)
+        out._data = buf
+        shape = buf.shape
+        out._shape = shape if type(shape) is tuple else tuple(shape)
+        out._dtype = _BY_NUMPY.get(buf.dtype) or as_dtype(buf.dtype)
+        out._backend = backend
+        return out
 
     def def_impl(self, fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
         """A Python forward on tensors (it replaces the backend kernel)."""

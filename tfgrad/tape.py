@@ -21,13 +21,14 @@ from . import config
 from .errors import DtypeError, ShapeError, TapeError
 from .ops import add, astype, broadcast_to, ones, unbroadcast
 from .ops._common import as_tensor, broadcast_shapes
-from .primitive import Primitive, Trace, Tracer, bind, full_lower
+from .primitive import Primitive, Trace, Tracer, _check_numerics, bind, full_lower
 from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
 __all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "name_scope"]
 
 _tape_ids = itertools.count(1)
+_new = object.__new__
 _scopes: list[str] = []
 
 
@@ -62,56 +63,44 @@ class Record:
     Shapes and dtypes are read from them.
     """
 
-    # A plain class with slots: one is made per recorded op, so construction is kept cheap.
-    __slots__ = (
-        "index",
-        "op",
-        "inputs",
-        "output",
-        "params",
-        "implementation",
-        "scope",
-        "_prim",
-        "_primals",
-        "_ans",
-        "_adjoint",
-    )
+    # NOTE: the tape keeps each application as a plain list (ENTRY below: one list literal per
+    # recorded op is what the hot path can afford); a Record is a view of one, made when
+    # someone looks (tape.records, an observer) and then kept, so it is always the same object.
+    __slots__ = ("index", "_entry")
 
-    def __init__(
-        self,
-        index: int,
-        prim: Primitive,
-        inputs: tuple,
-        output: int,
-        params: dict,
-        implementation: str,
-        scope: str,
-        primals: tuple,
-        ans: Tensor,
-    ):
+    def __init__(self, index: int, entry: list):
         self.index = index
-        self.op = prim.name
-        self.inputs = inputs
-        self.output = output
-        self.params = params
-        self.implementation = implementation
-        self.scope = scope
-        self._prim = prim
-        self._primals = primals
-        self._ans = ans
-        self._adjoint: Tensor | None = None
+        self._entry = entry
+
+    op = property(lambda self: self._entry[_PRIM].name)
+    inputs = property(lambda self: self._entry[_INPUTS])
+    output = property(lambda self: self._entry[_OUTPUT])
+    params = property(lambda self: self._entry[_PARAMS])
+    implementation = property(lambda self: self._entry[_IMPLEMENTATION])
+    scope = property(lambda self: self._entry[_SCOPE])
+    _prim = property(lambda self: self._entry[_PRIM])
+    _primals = property(lambda self: self._entry[_PRIMALS])
+    _ans = property(lambda self: self._entry[_ANS])
+
+    @property
+    def _adjoint(self) -> Tensor | None:
+        return self._entry[_ADJOINT]
+
+    @_adjoint.setter
+    def _adjoint(self, value: Tensor | None) -> None:
+        self._entry[_ADJOINT] = value
 
     @property
     def primitive(self) -> Primitive:
-        return self._prim
+        return self._entry[_PRIM]
 
     @property
     def primals(self) -> tuple[Tensor, ...]:
-        return self._primals
+        return self._entry[_PRIMALS]
 
     @property
     def ans(self) -> Tensor:
-        return self._ans
+        return self._entry[_ANS]
 
     @property
     def input_shapes(self) -> tuple[tuple[int, ...], ...]:
@@ -136,7 +125,8 @@ class Record:
 
     @property
     def adjoint(self) -> np.ndarray | None:
-        return None if self._adjoint is None else full_lower(self._adjoint).numpy()
+        adjoint = self._entry[_ADJOINT]
+        return None if adjoint is None else full_lower(adjoint).numpy()
 
     def __repr__(self) -> str:
         return (
@@ -144,6 +134,11 @@ class Record:
             f"output={self.output}, shape={self.shape}, dtype={self.dtype!r}, "
             f"implementation={self.implementation!r}, scope={self.scope!r})"
         )
+
+
+# ENTRY: a recorded application, [prim, inputs, output, params, implementation, scope, primals,
+# ans, adjoint], at these positions.
+_PRIM, _INPUTS, _OUTPUT, _PARAMS, _IMPLEMENTATION, _SCOPE, _PRIMALS, _ANS, _ADJOINT = range(9)
 
 
 @dataclass(eq=False)
@@ -192,7 +187,13 @@ class TrackedTensor(Tracer):
     __slots__ = ("variable",)
 
     def __init__(self, tape: GradientTape, primal: Tensor, variable: int):
-        super().__init__(tape, primal)
+        # Tracer.__init__ inlined: one is made per recorded op.
+        self._data = primal._data
+        self._shape = primal._shape
+        self._dtype = primal._dtype
+        self._backend = primal._backend
+        self.primal = primal
+        self._trace = tape
         self.variable = variable
 
     def _label(self) -> str:
@@ -221,12 +222,21 @@ class GradientTape(Trace):
         super().__init__()
         self.id = next(_tape_ids)
         self.persistent = persistent
-        self.records: list[Record] = []
+        self._entries: list[list] = []  # what was recorded (see Record)
+        self._records: list[Record] = []  # views of the first entries, made on demand
         self.leaves: list[Leaf] = []
         self._variables = itertools.count()
         self._observers: list[Callable[[TapeEvent], None]] = []
         self._entered = False
         self._used = False
+
+    @property
+    def records(self) -> list[Record]:
+        """The recorded applications, in order (the same Record objects on every call)."""
+        records, entries = self._records, self._entries
+        for i in range(len(records), len(entries)):
+            records.append(Record(i, entries[i]))
+        return records
 
     # ---- Recording ----
     def __enter__(self) -> GradientTape:
@@ -285,31 +295,51 @@ class GradientTape(Trace):
 
     def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
         primals, variables = [], []
+        lower = False  # whether a primal is a value of another (lower) trace
         for a in args:
             if isinstance(a, TrackedTensor) and a._trace is self:
-                primals.append(a.primal)
-                variables.append(a.variable)
+                a, v = a.primal, a.variable
             else:
-                primals.append(a)
-                variables.append(None)
-        ans = bind(prim, *primals, **params)  # raises before anything is recorded
-        if not ans.dtype.is_floating:
+                v = None
+            if isinstance(a, Tracer):
+                lower = True
+            primals.append(a)
+            variables.append(v)
+        # Raises before anything is recorded. With no lower trace, bind would run the forward:
+        # done here instead.
+        if lower:
+            ans = bind(prim, *primals, **params)
+        else:
+            ans = prim.impl(*primals, **params) if params else prim.impl(*primals)
+            if config._check_numerics:
+                _check_numerics(prim, primals, ans)
+        if ans._dtype.kind != "f":  # not floating: nothing to differentiate
             return ans
-        record = Record(
-            len(self.records),
-            prim,
-            tuple(variables),
-            next(self._variables),
-            params,
-            config.current_backend().implementation(prim.op),
-            "/".join(_scopes),
-            tuple(primals),
-            ans,
+        output = next(self._variables)
+        self._entries.append(
+            [
+                prim,
+                tuple(variables),
+                output,
+                params,
+                (config._current or config.current_backend()).implementation(prim.op),
+                "/".join(_scopes) if _scopes else "",
+                tuple(primals),
+                ans,
+                None,
+            ]
         )
-        self.records.append(record)
         if self._observers:
-            self._emit(TapeEvent("record", self.id, record=record))
-        return TrackedTensor(self, ans, record.output)
+            self._emit(TapeEvent("record", self.id, record=self.records[-1]))
+        out = _new(TrackedTensor)  # TrackedTensor(self, ans, output), without the __init__ call
+        out._data = ans._data
+        out._shape = ans._shape
+        out._dtype = ans._dtype
+        out._backend = ans._backend
+        out.primal = ans
+        out._trace = self
+        out.variable = output
+        return out
 
     # ---- Observing ----
     def observe(self, callback: Callable[[TapeEvent], None]) -> Callable[[], None]:
@@ -342,13 +372,16 @@ class GradientTape(Trace):
         source_list, source_def = tree_flatten(sources)
         seeds = self._seeds(targets, output_gradients)
         source_vars = [self._source_variable(s, i) for i, s in enumerate(source_list)]
-        previous = [r._adjoint for r in self.records] + [leaf._adjoint for leaf in self.leaves]
+        previous = [e[_ADJOINT] for e in self._entries]
+        previous_leaves = [leaf._adjoint for leaf in self.leaves]
         try:
             adjoints = self._sweep(targets, seeds, set(source_vars))
         except BaseException:
             # A failed sweep (a missing rule, say) leaves the tape as it was: usable again.
-            for item, adjoint in zip(self.records + self.leaves, previous):
-                item._adjoint = adjoint
+            for entry, adjoint in zip(self._entries, previous):
+                entry[_ADJOINT] = adjoint
+            for leaf, adjoint in zip(self.leaves, previous_leaves):
+                leaf._adjoint = adjoint
             raise
         self._used = True
         results = [adjoints.get(v) for v in source_vars]
@@ -398,9 +431,12 @@ class GradientTape(Trace):
     def _relevant(self, source_vars: set[int]) -> set[int]:
         # Variables that depend on a source: only their cotangents are worth computing.
         relevant = set(source_vars)
-        for record in self.records:
-            if any(v in relevant for v in record.inputs if v is not None):
-                relevant.add(record.output)
+        add = relevant.add
+        for entry in self._entries:
+            for v in entry[_INPUTS]:
+                if v in relevant:  # None never is
+                    add(entry[_OUTPUT])
+                    break
         return relevant
 
     def _sweep(self, targets: list, seeds: list, source_vars: set[int]) -> dict[int, Tensor]:
@@ -409,20 +445,24 @@ class GradientTape(Trace):
         for t, seed in zip(targets, seeds):
             if isinstance(t, TrackedTensor) and t._trace is self and t.variable in relevant:
                 _accumulate(adjoints, t.variable, seed)
-        if self._observers:
+        observed = bool(self._observers)
+        if observed:
             self._emit(TapeEvent("sweep_start", self.id))
-        for record in reversed(self.records):
-            if record.output not in adjoints:
+            records = self.records
+        entries = self._entries
+        quietly = _backpropagate_quietly
+        for index in range(len(entries) - 1, -1, -1):
+            entry = entries[index]
+            output = entry[2]  # _OUTPUT
+            if output not in adjoints:
                 continue
-            g = (
-                adjoints[record.output]
-                if record.output in source_vars
-                else adjoints.pop(record.output)
-            )
-            record._adjoint = g
-            if self._observers:
-                self._emit(TapeEvent("adjoint", self.id, record=record))
-            self._backpropagate(record, g, relevant, adjoints)
+            g = adjoints[output] if output in source_vars else adjoints.pop(output)
+            entry[8] = g  # _ADJOINT
+            if observed:
+                self._emit(TapeEvent("adjoint", self.id, record=records[index]))
+                self._backpropagate(records[index], g, relevant, adjoints)
+            else:
+                quietly(entry, g, relevant, adjoints)
         for leaf in self.leaves:
             if leaf.variable in adjoints:
                 leaf._adjoint = adjoints[leaf.variable]
@@ -460,6 +500,49 @@ class GradientTape(Trace):
                         total=adjoints[variable],
                     )
                 )
+
+
+def _backpropagate_quietly(entry: list, g: Tensor, relevant: set, adjoints: dict) -> None:
+    """``GradientTape._backpropagate`` for a sweep nobody observes: the same rules, called in
+    the same order with the same arguments, with the per-record work kept to the minimum."""
+    prim, inputs, _, params, _, _, primals, ans, _ = entry  # ENTRY's order (see Record)
+    rules = prim.vjps
+    if len(inputs) == 1 and rules and prim.vjp_all is None:  # sin, sum, reshape...: one rule
+        variable = inputs[0]
+        if variable not in relevant:
+            return
+        like = primals[0]
+        c = (rules[0] or prim.vjp_rule(0))(g, ans, like, **params)
+        if c is None:
+            return
+        if not isinstance(c, Tensor) or c._shape != like._shape or c._dtype is not like._dtype:
+            c = _fit(c, like)
+        previous = adjoints.get(variable)
+        adjoints[variable] = c if previous is None else add(previous, c)
+        return
+    if prim.vjp_all is not None:
+        wanted = [i for i, v in enumerate(inputs) if v in relevant]
+        if not wanted:
+            return
+        all_cotangents = prim.vjp_all(g, ans, *primals, **params)
+        cotangents = [(i, all_cotangents[i]) for i in wanted]
+    else:
+        # Every rule runs before any cotangent is accumulated, as in the observed sweep.
+        cotangents = []
+        for i, v in enumerate(inputs):
+            if v in relevant:
+                rule = rules[i] if rules and i < len(rules) and rules[i] else prim.vjp_rule(i)
+                c = rule(g, ans, *primals, **params) if params else rule(g, ans, *primals)
+                cotangents.append((i, c))
+    for i, c in cotangents:
+        if c is None:
+            continue
+        like = primals[i]
+        if not isinstance(c, Tensor) or c._shape != like._shape or c._dtype is not like._dtype:
+            c = _fit(c, like)
+        variable = inputs[i]
+        previous = adjoints.get(variable)
+        adjoints[variable] = c if previous is None else add(previous, c)
 
 
 def _fit(c: Tensor, like: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import config
-from .dtypes import DType, as_dtype, result_dtype
+from .dtypes import _BY_NUMPY, DType, as_dtype, result_dtype
 from .errors import DtypeError, ShapeError, TfgradError
 
 __all__ = ["Tensor", "tensor", "wrap"]
@@ -136,7 +136,13 @@ class Tensor:
 
 def wrap(buf: Any, backend: Any) -> Tensor:
     """Internal: a concrete Tensor around a backend buffer."""
-    return Tensor(buf, tuple(buf.shape), as_dtype(buf.dtype), backend)
+    shape = buf.shape
+    return Tensor(
+        buf,
+        shape if type(shape) is tuple else tuple(shape),
+        _BY_NUMPY.get(buf.dtype) or as_dtype(buf.dtype),
+        backend,
+    )
 
 
 def tensor(data: Any, dtype=None) -> Tensor:

@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import config
 from ..backends.base import CAST
 from ..dtypes import DType, as_dtype, float64, result_dtype
 from ..errors import DtypeError, ShapeError
@@ -146,18 +147,37 @@ def _fast_pair(op: str, x: Any, y: Any, floating: bool) -> list[Tensor] | None:
     if isinstance(x, Tensor):
         if isinstance(y, Tensor):
             if x._dtype is y._dtype and (not floating or x._dtype.kind == "f"):
-                if x._shape != y._shape:
+                if x._shape != y._shape and x._shape and y._shape:  # () broadcasts to any
                     check_broadcast(op, x._shape, y._shape)
                 return [x, y]
             return None
         if type(y) in _WEAK_NUMBERS and x._dtype.kind == "f":
-            return [x, concrete_tensor(y, x._dtype)]
+            return [x, weak_constant(y, x._dtype)]
     elif type(x) in _WEAK_NUMBERS and isinstance(y, Tensor) and y._dtype.kind == "f":
-        return [concrete_tensor(x, y._dtype), y]
+        return [weak_constant(x, y._dtype), y]
     return None
 
 
 _WEAK_NUMBERS = (float, int)  # exact types: bool (an int subclass) promotes differently
+_CONSTANTS: dict[tuple, Tensor] = {}
+CONSTANTS_KEPT = 512  # distinct constants cached at most (a loop over many values: no growth)
+
+
+def weak_constant(value: float | int, dtype: DType) -> Tensor:
+    """A weak Python number (``x * 1.01``) as a tensor of ``dtype``, converted once per value,
+    dtype and backend: tensors are immutable, so one serves every use. Zeros and NaN are made
+    afresh each time (``-0.0 == 0.0`` and ``nan != nan``: as a key, neither is exact)."""
+    backend = config._current or config.current_backend()
+    key = (value, type(value), dtype, backend)
+    found = _CONSTANTS.get(key)
+    if found is not None:
+        return found
+    made = concrete_tensor(value, dtype)
+    if value and value == value and type(made._data) is np.ndarray:  # host buffers only
+        if len(_CONSTANTS) >= CONSTANTS_KEPT:
+            _CONSTANTS.clear()
+        _CONSTANTS[key] = made
+    return made
 
 
 def promote_args(op: str, *args: Any, floating: bool = False) -> list[Tensor]:

@@ -15,7 +15,7 @@ from ..backends.base import COMPARISON, ELEMENTWISE, TRANSCENDENTAL
 from ..errors import DtypeError
 from ..primitive import Primitive, Tracer, bind
 from ..tensor import Tensor
-from ._common import as_tensor, check_broadcast, promote_args, shape_of, to_float
+from ._common import _fast_pair, as_tensor, check_broadcast, promote_args, shape_of, to_float
 
 __all__ = [
     "negative", "exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt", "abs",
@@ -26,6 +26,8 @@ __all__ = [
 
 def _unary(prim: Primitive, doc: str, keep_int: bool = False):
     def op(x: Any) -> Tensor:
+        if isinstance(x, Tensor) and x._dtype.kind == "f":  # the common case: nothing to check
+            return bind(prim, x)
         x = as_tensor(x) if keep_int else to_float(x, prim.name)
         if x.dtype.kind == "b" and prim is not abs_p:
             raise DtypeError(
@@ -40,8 +42,23 @@ def _unary(prim: Primitive, doc: str, keep_int: bool = False):
 
 
 def _binary(prim: Primitive, doc: str, floating: bool = False):
+    name = prim.name
+
     def op(x: Any, y: Any) -> Tensor:
-        return bind(prim, *promote_args(prim.name, x, y, floating=floating))
+        # Two float tensors of one dtype and shape: nothing to promote or check (the first
+        # case of _fast_pair, inlined: it is most of the hot path).
+        if (
+            isinstance(x, Tensor)
+            and isinstance(y, Tensor)
+            and x._dtype is y._dtype
+            and x._shape == y._shape
+            and x._dtype.kind == "f"
+        ):
+            return bind(prim, x, y)
+        pair = _fast_pair(name, x, y, floating)  # the common cases, in a few comparisons
+        if pair is None:
+            pair = promote_args(name, x, y, floating=floating)
+        return bind(prim, pair[0], pair[1])
 
     op.__name__ = op.__qualname__ = prim.name
     op.__doc__ = doc

@@ -34,10 +34,10 @@ import numpy as np
 
 from ...errors import BackendError
 from .. import base
-from ..numpy_backend import NumpyBackend
+from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
 from . import runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
-from .dispatch import TAICHI, Policy
+from .dispatch import NUMPY, TAICHI, Policy
 from .kernels import KERNELS
 
 __all__ = ["TaichiBackend", "DeviceArray", "DTYPES", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
@@ -106,6 +106,7 @@ class TaichiBackend(Buffers):
         self.policy = Policy(self.dispatch, "device" if self.device_buffers else "cpu")
         self._reference = NumpyBackend()  # the "numpy" and "blas" implementations
         self._last: dict[str, str] = {}
+        self._plans: dict[tuple, tuple] = {}
         self._fuser: Any = None
 
     def __repr__(self) -> str:
@@ -147,6 +148,21 @@ class TaichiBackend(Buffers):
     def run(self, op: base.OpInfo | str, *bufs: Any, **params: Any) -> Any:
         """Run ``op`` (see :mod:`tfgrad.backends.base`) with the implementation the dispatch
         policy picks for its family, dtype and size."""
+        if bufs and not params:
+            # The hot path of tiny arrays: a ufunc op in float32/float64 that the policy sends
+            # to NumPy below `below` elements, decided once per (op, dtype) (see _plan).
+            x = bufs[0]
+            below, name, ufunc = self._plans.get((op, x.dtype)) or self._plan(op, x.dtype)
+            if x.size < below and (
+                len(bufs) == 1 or (bufs[1].dtype is x.dtype and bufs[1].size < below)
+            ):
+                self._last[name] = NUMPY
+                token = FP_STATE.set(FP_IGNORE)  # np.errstate(all="ignore"), prebuilt
+                try:
+                    out = ufunc(*bufs)
+                finally:
+                    FP_STATE.reset(token)
+                return out if type(out) is np.ndarray else np.asarray(out)
         op, entry = KERNELS.found.get(op) or KERNELS.find(op)
         chosen = self.policy.choose(op, bufs, params) if self.policy.table else TAICHI
         self._last[op.name] = chosen
@@ -157,6 +173,19 @@ class TaichiBackend(Buffers):
         if self._generation != runtime.generation():
             self.check_runtime()
         return entry(self, op, *bufs, **params)
+
+    def _plan(self, op: base.OpInfo | str, dtype: np.dtype) -> tuple[int, str, Any]:
+        """``(below, name, ufunc)``: ``op`` on ``dtype`` arrays of fewer than ``below`` elements
+        is exactly the reference backend's ufunc on them (what the policy would choose and run;
+        ``below`` is 0 where that is not so: other dtypes, families, modes, non-ufunc ops)."""
+        info, _ = KERNELS.found.get(op) or KERNELS.find(op)
+        rule = (self.policy.table.get(info.family) or {}).get(dtype)
+        ufunc = None
+        if type(rule) is int and FP_STATE is not None and dtype in (np.float32, np.float64):
+            ufunc = getattr(self._reference.kernels.find(info)[1], "ufunc", None)
+        plan = (rule if ufunc is not None else 0, info.name, ufunc)
+        self._plans[(op, dtype)] = plan
+        return plan
 
     def kernel_for(
         self, op: base.OpInfo | str, *bufs: Any, indices_checked: bool = False, **params: Any

@@ -20,6 +20,7 @@ import numpy as np
 import taichi as ti
 
 from ...errors import DtypeError
+from .. import pool
 
 __all__ = ["DeviceArray", "Buffers", "DTYPES", "FLOATS", "INTEGERS", "contiguous_strides"]
 
@@ -118,7 +119,7 @@ class Buffers:
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | DeviceArray:
         shape = tuple(shape)
         if not self.device_buffers:
-            return np.empty(shape, dtype)
+            return pool.empty(shape, dtype)
         storage = ti.ndarray(_TAICHI_STORAGE[dtype], shape=(max(math.prod(shape), 1),))
         return DeviceArray(storage, shape, dtype)
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import taichi as ti
 
+from .. import pool
 from ..base import TRANSCENDENTAL, FusionGroup, OpInfo
 from . import codec, runtime
 from .buffers import BFLOAT16, BOOL, FLOAT16, FLOAT32, FLOAT64, FLOATS
@@ -99,7 +100,7 @@ class FusedKernel:
 
     def __call__(self, *bufs: Any) -> tuple:
         if self._thin is not None:
-            outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
+            outs = [pool.empty(shape, dtype) for shape, dtype in self._out_specs]
             self._thin(bufs, outs)
             return tuple(outs)
         arg, empty = self.backend.arg, self.backend.empty

@@ -34,7 +34,8 @@ __all__ = ["empty", "empty_cache", "stats", "limit", "set_limit", "MIN_BYTES", "
 MIN_BYTES = 1 << 20
 ALIGN = 64
 
-_lock = threading.Lock()
+# Re-entrant: a collection run while the lock is held may free an owner, which takes it again.
+_lock = threading.RLock()
 _free: dict[int, list[np.ndarray]] = {}  # size class -> raw blocks (uint8, ALIGN extra bytes)
 _held = 0  # bytes in _free
 _limit = int(os.environ.get("TFGRAD_POOL_BYTES", 1 << 30))

@@ -36,18 +36,18 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype in HALF else dtype
 
 
-def _unary(fn):
+def _unary(fn, big=pool.MIN_BYTES):
     def run(x):
-        if x.nbytes >= pool.MIN_BYTES and x.dtype in POOLED:
+        if x.nbytes >= big and x.dtype in POOLED:
             return fn(x, out=pool.empty(x.shape, x.dtype))
         return fn(x.astype(_compute_dtype(x.dtype), copy=False)).astype(x.dtype, copy=False)
 
     return run
 
 
-def _binary(fn):
+def _binary(fn, big=pool.MIN_BYTES):
     def run(x, y):
-        if max(x.nbytes, y.nbytes) >= pool.MIN_BYTES and x.dtype == y.dtype in POOLED:
+        if (x.nbytes >= big or y.nbytes >= big) and x.dtype == y.dtype in POOLED:
             dtype = np.dtype(np.bool_) if fn in BOOL_RESULT else x.dtype
             return fn(x, y, out=pool.empty(np.broadcast_shapes(x.shape, y.shape), dtype))
         c = _compute_dtype(x.dtype)

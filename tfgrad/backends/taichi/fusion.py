@@ -296,9 +296,10 @@ def _loops(n: int, body: list[str], serial: bool) -> list[str]:
         out += config + [f"    for b in range({blocks}):"]
         out += [f"        i_{u} = b * {UNROLL} + {u}" for u in range(UNROLL)]
         out += [_lane(line, lane) for line in body for lane in lanes]
-    if n % UNROLL:
-        out += config + [f"    for i_ in range({blocks * UNROLL}, {n}):"]
-        out += [_lane(line, "_") for line in body]
+    if n % UNROLL:  # named as before blocks existed: a small kernel reads as one plain loop
+        start = f"{blocks * UNROLL}, " if blocks else ""
+        out += config + [f"    for i in range({start}{n}):"]
+        out += [_lane(line, "") for line in body]
     return out
 
 

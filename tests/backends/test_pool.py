@@ -78,3 +78,26 @@ def test_tensors_never_alias_a_reused_block(backend, fresh_pool):
     g2 = tg.value_and_grad(lambda x: tg.sum(tg.tanh(x) * tg.exp(-x * x)))(x)[1]
     assert not np.shares_memory(g.numpy(), g2.numpy())
     np.testing.assert_array_equal(g.numpy(), g2.numpy())
+
+
+def test_device_arrays_are_reused_only_when_no_buffer_shares_them(fresh_pool):
+    from tfgrad.backends.taichi.backend import TaichiBackend
+
+    b = TaichiBackend("cpu", buffers="ndarray")  # Taichi ndarrays, as on a GPU
+    values = np.linspace(-1.0, 1.0, BIG)
+    x = b.from_numpy(values)
+    y = b.run("exp", x)
+    flat = y.reshape((BIG,))
+    kept = y.reshape((1, BIG))  # shares y's array (and its lease)
+    array = y.array
+    del y, flat
+    z = b.run("neg", x)  # a new array: kept still holds the first
+    assert z.array is not array
+    np.testing.assert_allclose(b.to_numpy(kept).reshape(-1), np.exp(values), rtol=1e-14)
+    del kept, z
+    before = pool.stats()["reused"]
+    w = b.run("neg", x)  # now a free array of that size is taken again
+    assert pool.stats()["reused"] == before + 1
+    np.testing.assert_array_equal(b.to_numpy(w), -values)
+    del w
+    assert tg.empty_cache() > 0 and pool.stats()["device_blocks"] == 0

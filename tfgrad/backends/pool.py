@@ -11,6 +11,8 @@ faulted in.
 - Blocks are 64-byte aligned (a cache line; what vector loads like) and sized by class: the
   request rounded up to an eighth of its power of two, so a block serves requests up to 12.5%
   smaller than it.
+- Taichi device arrays (``ti.ndarray``, a GPU's buffers) of as many bytes are kept the same way
+  (:class:`Lease`, :func:`take_device`), in free lists of their own under the same cap.
 - The free lists hold at most :func:`limit` bytes (``TFGRAD_POOL_BYTES``, default 1 GiB); a
   block that would pass the cap goes back to the OS. :func:`empty_cache` (``tfgrad.empty_cache``)
   releases every free block now; :func:`stats` says what is held.
@@ -29,7 +31,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["empty", "empty_cache", "stats", "limit", "set_limit", "MIN_BYTES", "ALIGN"]
+__all__ = [
+    "empty", "empty_cache", "stats", "limit", "set_limit", "take_device", "Lease", "MIN_BYTES",
+    "ALIGN",
+]  # fmt: skip
 
 MIN_BYTES = 1 << 20
 ALIGN = 64
@@ -105,13 +110,51 @@ def empty(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     return flat.view(dtype).reshape(shape)
 
 
-def empty_cache() -> int:
-    """Give every free block back to the OS; returns the bytes released."""
-    global _held
+# ---- Device arrays (Taichi ndarrays): the same rules, free lists of their own ----
+_device_free: dict[Any, list] = {}  # key (the runtime's generation, dtype, size) -> arrays
+_device_held = 0
+
+
+class Lease:
+    """Held by every buffer that shares a pooled device array; gives the array back (under
+    ``key``, counting ``nbytes``) when the last of them dies."""
+
+    __slots__ = ("key", "nbytes", "array")
+
+    def __init__(self, key: Any, nbytes: int, array: Any):
+        self.key, self.nbytes, self.array = key, nbytes, array
+
+    def __del__(self):
+        global _device_held
+        try:
+            with _lock:
+                if _device_held + self.nbytes <= _limit:
+                    _device_free.setdefault(self.key, []).append(self.array)
+                    _device_held += self.nbytes
+        except Exception:  # interpreter shutdown: the module's globals are gone
+            pass
+
+
+def take_device(key: Any, nbytes: int) -> Any:
+    """A free device array kept under ``key``, or None."""
+    global _device_held
     with _lock:
-        released = _held
+        arrays = _device_free.get(key)
+        if not arrays:
+            return None
+        _device_held -= nbytes
+        _counts["reused"] += 1
+        return arrays.pop()
+
+
+def empty_cache() -> int:
+    """Give every free block (host and device) back; returns the bytes released."""
+    global _held, _device_held
+    with _lock:
+        released = _held + _device_held
         _free.clear()
-        _held = 0
+        _device_free.clear()
+        _held = _device_held = 0
     return released
 
 
@@ -133,7 +176,10 @@ def set_limit(nbytes: int) -> None:
 
 
 def stats() -> dict[str, int]:
-    """``held`` (free bytes kept), ``limit``, ``blocks`` (free ones), ``reused``, ``allocated``."""
+    """``held`` (free host bytes kept), ``device_held`` (free device bytes), ``limit``,
+    ``blocks`` (free host ones), ``device_blocks``, ``reused``, ``allocated``."""
     with _lock:
         blocks = sum(len(b) for b in _free.values())
-        return {"held": _held, "limit": _limit, "blocks": blocks, **_counts}
+        device_blocks = sum(len(b) for b in _device_free.values())
+        return {"held": _held, "device_held": _device_held, "limit": _limit, "blocks": blocks,
+                "device_blocks": device_blocks, **_counts}  # fmt: skip

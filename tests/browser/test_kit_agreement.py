@@ -140,8 +140,6 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     page.click('.tf-pick[data-i="1"]')
     view = page.evaluate("() => model.get('view')")
     assert view["frontier.choices"] == 1
-    # the redraw waits for the next animation frame (as the patch below does): wait for two
-    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
     assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, view, width))
     # A patch from the kernel (what the kernel sends when it answers the click) redraws it.
     sent = []

@@ -144,6 +144,32 @@ def test_jit_in_float32_and_halves_equals_eager_taichi():
             np.testing.assert_array_equal(got.numpy(), want.numpy())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 29, 1001])
+def test_unrolled_fused_kernels_equal_eager_at_every_length(dtype, n):
+    # Fused loops run blocks of UNROLL elements and then the rest one by one: lengths below,
+    # at and past a block, with NaN, infinities, zeros and values where exp over/underflows.
+    from tfgrad.backends.taichi import fusion
+
+    def f(x, y):
+        return tg.sum(tg.tanh(x) * tg.exp(-x * x) + tg.exp(x) * y - tg.sqrt(tg.abs(x)))
+
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, 89.0, -104.0, 710.0, -746.0, 1e-30]
+    x = np.random.default_rng(n).standard_normal(n) * 4
+    x[: min(n, len(specials))] = specials[:n]
+    y = np.random.default_rng(n + 1).standard_normal((3, 1))
+    with tg.use_backend("taichi", dispatch="taichi-only"):
+        xt, yt = tg.tensor(x, dtype=dtype), tg.tensor(y, dtype=dtype)  # (3, n): broadcast
+        g = tg.value_and_grad(f, argnums=(0, 1))
+        jitted = tg.jit(g)
+        want, got = g(xt, yt), jitted(xt, yt)
+        assert any("fused" in s.implementation for s in jitted.program(xt, yt).steps)
+        source = "\n".join(jitted.kernel_sources(xt, yt))
+        assert (f"for b in range({3 * n // fusion.UNROLL})" in source) == (3 * n >= 8)
+        for a, b in zip(tg.tree.tree_flatten(got)[0], tg.tree.tree_flatten(want)[0]):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 # ---- The cache ----
 def test_cache_hit_on_same_shapes_miss_on_new_shape_or_dtype():
     calls = []

@@ -8,7 +8,7 @@ array([0.    , 1.3818])
 from . import errors, random
 from .api import grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp, value_and_grad, vjp
 from .compiler import jit
-from .config import check_numerics, current_backend, init, use_backend
+from .config import check_numerics, current_backend, empty_cache, init, use_backend
 from .dtypes import DType, bfloat16, bool_, float16, float32, float64, int32, int64
 from .errors import TfgradError
 from .forward import DualTensor
@@ -97,7 +97,7 @@ __all__ = [
     "arange", "linspace", "eye", "random", "DType", "bool_", "int32", "int64", "float16",
     "bfloat16", "float32", "float64",
     # backends and switches
-    "init", "current_backend", "use_backend", "check_numerics",
+    "init", "current_backend", "use_backend", "check_numerics", "empty_cache",
     # reverse and forward mode
     "GradientTape", "TrackedTensor", "Record", "TapeEvent", "DualTensor", "stop_gradient",
     "name_scope",

@@ -10,9 +10,12 @@ import contextlib
 import os
 from typing import Any, Iterator
 
+from .backends import pool
 from .backends.base import get_backend_class
 
-__all__ = ["init", "current_backend", "use_backend", "check_numerics", "numerics_checked"]
+__all__ = [
+    "init", "current_backend", "use_backend", "check_numerics", "numerics_checked", "empty_cache"
+]  # fmt: skip
 
 DEFAULT_BACKEND = os.environ.get("TFGRAD_BACKEND", "taichi")
 DEFAULT_ARCH = os.environ.get("TFGRAD_ARCH", "cpu")
@@ -97,3 +100,15 @@ def check_numerics(enabled: bool = True) -> Iterator[None]:
 
 def numerics_checked() -> bool:
     return _check_numerics
+
+
+def empty_cache() -> int:
+    """Give back to the OS the big host buffers (1 MiB and up) that the CPU backends keep for
+    reuse, and return how many bytes that released.
+
+    A freed big buffer goes to a free list by size (at most ``TFGRAD_POOL_BYTES``, default
+    1 GiB) instead of the OS, so the next step's buffers of that size reuse memory already
+    faulted in; a buffer is reused only once nothing refers to it. Call this to shrink a
+    process after big work; ``TFGRAD_POOL_BYTES=0`` turns the pool off.
+    """
+    return pool.empty_cache()

@@ -10,7 +10,7 @@ from functools import partial
 
 import numpy as np
 
-from . import base, rng
+from . import base, pool, rng
 
 try:  # NumPy 2: np.errstate sets this context variable; setting a prebuilt value is ~5x cheaper
     from numpy._core._ufunc_config import _extobj_contextvar as FP_STATE
@@ -22,10 +22,20 @@ except (ImportError, AttributeError):  # pragma: no cover - another NumPy: errst
 
 HALF = (np.dtype(np.float16), np.dtype("bfloat16"))
 F32 = np.dtype(np.float32)
+# Big float results are written (ufunc ``out=``) into buffers of the pool (.pool), whose pages
+# stay faulted in between steps; the rest allocate as NumPy does.
+POOLED = (F32, np.dtype(np.float64))
+BOOL_RESULT = frozenset(
+    (np.equal, np.not_equal, np.less, np.less_equal, np.greater, np.greater_equal)
+)
 
 
 def _copy(x: np.ndarray) -> np.ndarray:
     # A C-contiguous copy that keeps 0-d arrays 0-d (np.ascontiguousarray makes them 1-d).
+    if x.nbytes >= pool.MIN_BYTES:
+        out = pool.empty(x.shape, x.dtype)
+        np.copyto(out, x)
+        return out
     return np.array(x, order="C", copy=True)
 
 
@@ -34,16 +44,21 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype in HALF else dtype
 
 
-def _unary(fn):
+def _unary(fn, big=pool.MIN_BYTES):
     def run(x):
+        if x.nbytes >= big and x.dtype in POOLED:
+            return fn(x, out=pool.empty(x.shape, x.dtype))
         return fn(x.astype(_compute_dtype(x.dtype), copy=False)).astype(x.dtype, copy=False)
 
     run.ufunc = fn  # the whole op where the compute dtype is the dtype (float32, float64)
     return run
 
 
-def _binary(fn):
+def _binary(fn, big=pool.MIN_BYTES):
     def run(x, y):
+        if (x.nbytes >= big or y.nbytes >= big) and x.dtype == y.dtype in POOLED:
+            dtype = np.dtype(np.bool_) if fn in BOOL_RESULT else x.dtype
+            return fn(x, y, out=pool.empty(np.broadcast_shapes(x.shape, y.shape), dtype))
         c = _compute_dtype(x.dtype)
         out = fn(x.astype(c, copy=False), y.astype(c, copy=False))
         return out if out.dtype == np.bool_ else out.astype(x.dtype, copy=False)

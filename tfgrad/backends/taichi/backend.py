@@ -120,7 +120,9 @@ class TaichiBackend(Buffers):
         array = np.asarray(array)
         self.check_dtype("from_numpy", array.dtype)
         if not self.device_buffers:
-            return np.array(array, copy=True, order="C")
+            out = self.empty(array.shape, array.dtype)
+            np.copyto(out, array)
+            return out
         self.check_runtime()
         flat = np.ascontiguousarray(array).reshape(-1)
         out = self.empty(array.shape, array.dtype)

@@ -20,6 +20,8 @@ import numpy as np
 import taichi as ti
 
 from ...errors import DtypeError
+from .. import pool
+from . import runtime
 
 __all__ = ["DeviceArray", "Buffers", "DTYPES", "FLOATS", "INTEGERS", "contiguous_strides"]
 
@@ -70,12 +72,13 @@ class DeviceArray:
     as u16 bits), its logical ``shape`` and NumPy ``dtype``. Taichi has no empty ndarrays, so an
     empty buffer holds one unused element."""
 
-    __slots__ = ("array", "shape", "dtype")
+    __slots__ = ("array", "shape", "dtype", "lease")
 
-    def __init__(self, array: Any, shape: tuple[int, ...], dtype: np.dtype):
+    def __init__(self, array: Any, shape: tuple[int, ...], dtype: np.dtype, lease: Any = None):
         self.array = array
         self.shape = tuple(shape)
         self.dtype = np.dtype(dtype)
+        self.lease = lease  # a pooled array's pool.Lease: every buffer sharing it holds it
 
     @property
     def ndim(self) -> int:
@@ -86,7 +89,7 @@ class DeviceArray:
         return math.prod(self.shape)
 
     def reshape(self, shape: tuple[int, ...]) -> DeviceArray:
-        return DeviceArray(self.array, shape, self.dtype)
+        return DeviceArray(self.array, shape, self.dtype, self.lease)
 
     def __repr__(self) -> str:
         return f"DeviceArray(shape={self.shape}, dtype={self.dtype})"
@@ -118,9 +121,17 @@ class Buffers:
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray | DeviceArray:
         shape = tuple(shape)
         if not self.device_buffers:
-            return np.empty(shape, dtype)
-        storage = ti.ndarray(_TAICHI_STORAGE[dtype], shape=(max(math.prod(shape), 1),))
-        return DeviceArray(storage, shape, dtype)
+            return pool.empty(shape, dtype)
+        size = max(math.prod(shape), 1)
+        nbytes = size * dtype.itemsize
+        if nbytes < pool.MIN_BYTES or pool.limit() <= 0:
+            return DeviceArray(ti.ndarray(_TAICHI_STORAGE[dtype], shape=(size,)), shape, dtype)
+        # Pooled: a free array of this runtime (an older one's arrays are gone), dtype and size.
+        key = (runtime.generation(), dtype, size)
+        storage = pool.take_device(key, nbytes)
+        if storage is None:
+            storage = ti.ndarray(_TAICHI_STORAGE[dtype], shape=(size,))
+        return DeviceArray(storage, shape, dtype, pool.Lease(key, nbytes, storage))
 
     def arg(self, buf: np.ndarray | DeviceArray) -> Any:
         """A computing kernel's argument: flat, in the storage dtype."""

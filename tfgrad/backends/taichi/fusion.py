@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import taichi as ti
 
+from .. import pool
 from ..base import TRANSCENDENTAL, FusionGroup, OpInfo
 from . import codec, runtime
 from .buffers import BFLOAT16, BOOL, FLOAT16, FLOAT32, FLOAT64, FLOATS
@@ -56,6 +57,12 @@ NUMPY_NS = {"cheap": 0.5, "transcendental": 5.0}  # per element and op
 TAICHI_NS = {"cheap": 0.5, "transcendental": 4.0}
 TAICHI_ARRAY_NS = 0.2  # per element and array read or written
 MAX_ARRAYS = 60  # Taichi 1.7's Python launch takes at most 64 arguments (the thin one more)
+# Elements per block of the generated loop: every line of the body is written once per element
+# of a block, so the block's independent chains of arithmetic (exp and tanh are arithmetic, see
+# elementwise.exp_op) overlap in the CPU's pipelines and each array's address is loaded once
+# per block rather than once per element (Taichi reloads it after every store).
+UNROLL = 8
+LANE = "__L"  # the element's suffix in generated names, replaced per element of a block
 
 _KERNELS: dict[Any, Any] = {}  # (source, functions) -> compiled kernel (process-wide)
 
@@ -99,7 +106,7 @@ class FusedKernel:
 
     def __call__(self, *bufs: Any) -> tuple:
         if self._thin is not None:
-            outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
+            outs = [pool.empty(shape, dtype) for shape, dtype in self._out_specs]
             self._thin(bufs, outs)
             return tuple(outs)
         arg, empty = self.backend.arg, self.backend.empty
@@ -225,8 +232,8 @@ class TaichiFuser:
                 expr = f"ti.cast({a}[{index}], ti.f32)"
             else:
                 expr = f"{a}[{index}]"
-            name = f"x{len(used) - 1}"
-            loads.append(f"        {name} = {expr}")
+            name = f"x{len(used) - 1}{LANE}"
+            loads.append(f"{name} = {expr}")
             local[ref] = name
             return name
 
@@ -248,25 +255,22 @@ class TaichiFuser:
             expr = entry.expression(call, args, in_dtypes, fused.params)
             if fused.dtype in ROUND:
                 expr = ROUND[fused.dtype].format(expr)
-            lines.append(f"        v{j} = {expr}")
-            local[n_inputs + j] = f"v{j}"
+            lines.append(f"v{j}{LANE} = {expr}")
+            local[n_inputs + j] = f"v{j}{LANE}"
         stores = []
         for k, j in enumerate(group.outputs):
-            o, dtype, value = f"o{k}", group.ops[j].dtype, f"v{j}"
+            o, dtype, value = f"o{k}", group.ops[j].dtype, f"v{j}{LANE}"
             params.append(f"{o}: ti.types.ndarray(dtype={STORAGE[dtype]}, ndim=1)")
             if dtype == BOOL:
-                stores.append(f"        {o}[i] = ti.cast({value} != 0, ti.u8)")
+                stores.append(f"{o}[i{LANE}] = ti.cast({value} != 0, ti.u8)")
             elif dtype == BFLOAT16:
-                stores.append(f"        {o}[i] = f32_to_bf16({value})")
+                stores.append(f"{o}[i{LANE}] = f32_to_bf16({value})")
             elif dtype == FLOAT16:
-                stores.append(f"        {o}[i] = ti.cast({value}, ti.f16)")
+                stores.append(f"{o}[i{LANE}] = ti.cast({value}, ti.f16)")
             else:
-                stores.append(f"        {o}[i] = {value}")
+                stores.append(f"{o}[i{LANE}] = {value}")
         serial = self.backend.serial(n, TRANSCENDENTAL if transcendental else None)
-        body = (["    ti.loop_config(serialize=True)"] if serial else []) + [
-            f"    for i in range({n}):"
-        ]
-        text = "\n".join(body + loads + lines + stores)
+        text = "\n".join(_loops(n, loads + lines + stores, serial))
         digest = hashlib.sha1(("\n".join(params) + text).encode()).hexdigest()[:16]
         source = (
             f"@ti.kernel\ndef fused_{digest}(\n" + "".join(f"    {p},\n" for p in params) + "):\n"
@@ -276,10 +280,34 @@ class TaichiFuser:
         return FusedKernel(source, kernel, used, group, self.backend)
 
 
+def _lane(line: str, lane: str) -> str:
+    return "        " + line.replace(LANE, lane)
+
+
+def _loops(n: int, body: list[str], serial: bool) -> list[str]:
+    """The kernel's loops over ``n`` elements running ``body`` (lines naming the element
+    ``i{LANE}``): blocks of :data:`UNROLL` elements, each line written once per element of the
+    block (so the block's loads, then each op, then its stores), then the remaining elements
+    one at a time."""
+    config = ["    ti.loop_config(serialize=True)"] if serial else []
+    blocks, out = n // UNROLL, []
+    if blocks:
+        lanes = [f"_{u}" for u in range(UNROLL)]
+        out += config + [f"    for b in range({blocks}):"]
+        out += [f"        i_{u} = b * {UNROLL} + {u}" for u in range(UNROLL)]
+        out += [_lane(line, lane) for line in body for lane in lanes]
+    if n % UNROLL:  # named as before blocks existed: a small kernel reads as one plain loop
+        start = f"{blocks * UNROLL}, " if blocks else ""
+        out += config + [f"    for i in range({start}{n}):"]
+        out += [_lane(line, "") for line in body]
+    return out
+
+
 def _broadcast_index(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> str:
     """The flat index into an input of ``in_shape`` for flat output element ``i``."""
+    i = f"i{LANE}"
     if in_shape == out_shape:
-        return "i"
+        return i
     if math.prod(in_shape) == 1:
         return "0"
     padded = (1,) * (len(out_shape) - len(in_shape)) + in_shape
@@ -288,7 +316,9 @@ def _broadcast_index(in_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> s
     for d in reversed(range(len(out_shape))):
         if padded[d] != 1:
             term = (
-                f"(i // {out_stride}) % {out_shape[d]}" if out_stride > 1 else f"i % {out_shape[d]}"
+                f"({i} // {out_stride}) % {out_shape[d]}"
+                if out_stride > 1
+                else f"{i} % {out_shape[d]}"
             )
             terms.append(f"({term}) * {in_stride}" if in_stride > 1 else f"({term})")
         out_stride *= out_shape[d]

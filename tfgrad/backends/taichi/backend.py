@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import BackendError
-from .. import base
+from .. import base, pool
 from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
 from . import runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
@@ -185,7 +185,10 @@ class TaichiBackend(Buffers):
         ufunc = None
         if type(rule) is int and FP_STATE is not None and dtype in (np.float32, np.float64):
             ufunc = getattr(self._reference.kernels.find(info)[1], "ufunc", None)
-        plan = (rule if ufunc is not None else 0, info.name, ufunc)
+        # Results of the pool's size go the reference backend's way, which allocates them
+        # from the pool (a fresh 16 MB array faults in every page: elementwise_big's step).
+        below = min(rule, pool.MIN_BYTES // dtype.itemsize) if ufunc is not None else 0
+        plan = (below, info.name, ufunc)
         self._plans[(op, dtype)] = plan
         return plan
 

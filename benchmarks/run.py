@@ -15,7 +15,7 @@ come from ``tfgrad_systems.py`` through peers.py's plug-in point (``peers.SYSTEM
 
 Printed: the table of medians and of first calls (peers.py's), a table of ratios to a
 baseline system (``--baseline``, default torch: each cell's median / the baseline's median for
-the same workload), and issue 5's goals, met or missed, for tfgrad eager and tfgrad.jit.
+the same workload), and issue 9's goals, met or missed, for tfgrad eager and tfgrad.jit.
 Exit status 1 when a cell that ran is wrong (✗) or raised, or a worker crashed.
 
 ``--smoke`` shrinks every size (chain of 5 steps, MLP 16-8-4 with batch 4, Rosenbrock N=4,
@@ -51,22 +51,23 @@ SMOKE_SIZES = dict(
 SMOKE_BUDGET = 0.05
 FULL_SIZES = {k: getattr(peers, k) for k in SMOKE_SIZES}
 
-# issue 5's goals: (workload, system, what, limit, compared with)
+# issue 9's goals (issue 5's first-call goals kept): (workload, system, what, limit, compared with)
 #   what "ratio": median / the other system's median <= limit
 #   what "hvp":   the system's own HVP / gradient time <= limit
 #   what "first": first call (seconds; the larger of gradient and HVP) <= limit
 EAGER, JIT = "tfgrad-taichi", "tfgrad-jit"
 GOALS = [
     ("tiny_chain", EAGER, "ratio", 1.0, "torch"),
-    ("tiny_chain", JIT, "ratio", 2.0, "jax-jit"),
+    ("tiny_chain", JIT, "ratio", 1.0, "jax-jit"),
     ("mlp_step", EAGER, "ratio", 1.2, "torch"),
-    ("mlp_step", JIT, "ratio", 1.0, "torch"),
+    ("mlp_step", JIT, "ratio", 0.8, "torch"),
     ("hessian_rosen_32", EAGER, "ratio", 0.5, "torch"),
     ("hessian_rosen_32", JIT, "ratio", 2.0, "jax-jit"),
     ("hessian_rosen_128", EAGER, "ratio", 0.5, "torch"),
     ("hessian_rosen_128", JIT, "ratio", 2.0, "jax-jit"),
     ("hvp_ratio", EAGER, "hvp", 2.0, None),
-    ("hvp_ratio", JIT, "hvp", 2.0, None),
+    ("hvp_ratio", JIT, "hvp", 1.2, None),
+    ("elementwise_big", EAGER, "ratio", 1.0, "torch"),
     ("elementwise_big", JIT, "ratio", 0.5, "torch"),
     ("elementwise_big", JIT, "ratio", 1.0, "numpy_floor"),
 ] + [(case, s, "first", 1.0, None) for s in (EAGER, JIT) for case in peers.CASES]
@@ -232,7 +233,7 @@ def goals(results: list[dict], cases: list[str]) -> list[dict]:
 
 def goals_markdown(gs: list[dict]) -> str:
     lines = [
-        "Issue 5 goals in this run:",
+        "Issue 9 goals (and issue 5's first calls) in this run:",
         "",
         "| workload | goal | measured | met |",
         "|---|---|---|---|",

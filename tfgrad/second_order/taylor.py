@@ -1,0 +1,205 @@
+"""Collapsed Taylor mode: value, first-order tangents and second-order coefficients in ONE
+forward pass (the forward Laplacian of Li et al. 2023; Dangel et al. 2024).
+
+For ``B`` directions ``x1_b`` every value carries its primal, its ``B`` first-order tangents
+(batched, shape ``(B, *S)``) and a second-order coefficient ``x2``. Through ``y = g(x)``::
+
+    y1_b = g'(x)·x1_b
+    y2   = g'(x)·x2 + Σ_b g''(x)[x1_b, x1_b]      (collapsed: one coefficient, shape S)
+    y2_b = g'(x)·x2_b + g''(x)[x1_b, x1_b]         (not collapsed: B coefficients)
+
+With ``x1_b = e_b`` (every basis direction) and ``x2 = 0``, the output's ``y2`` is the trace
+of the Hessian (the Laplacian) and, not collapsed, ``y2_b`` is the Hessian's diagonal; ``y1``
+is the gradient. No new rule is written: ``g'(x)·t`` is the primitive's own JVP rule
+(:func:`tfgrad.forward.output_tangent`, batched by :func:`tfgrad.batching.batched_jvp`) and
+``g''(x)[v, v]`` is the JVP of that JVP rule in the same direction ``v``:
+
+- a pointwise primitive: one :func:`tfgrad.forward.forward_pass` over the rule with the
+  primal broadcast to the batch (``(B, *S)`` elements);
+- a linear primitive (reshape, sum, slicing, ...): zero;
+- any other (matmul, max, prod, cumprod, a custom one): the batched rule recorded on a tape and
+  the ``B`` directions pushed through it again (:func:`tfgrad.replay.push_tangents`), whose
+  ``(B, B, *S)`` result's diagonal is the term: exact, ``B`` times the memory of a pointwise
+  step; it is skipped outright when the rule does not depend on the primal (``x @ W`` with a
+  constant ``W``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..backends.base import POINTWISE
+from ..batching import batched_jvp
+from ..errors import ShapeError
+from ..forward import forward_pass, output_tangent
+from ..ops import add, astype, broadcast_to, concatenate, eye, multiply, reshape, sum, zeros
+from ..ops._common import as_tensor
+from ..primitive import Primitive, Trace, Tracer, bind
+from ..replay import push_tangents
+from ..tape import GradientTape
+from ..tensor import Tensor
+
+__all__ = ["TaylorTensor", "TaylorTrace", "taylor_pass"]
+
+
+class TaylorTensor(Tracer):
+    """A primal with ``t1`` (``(B, *shape)``: B first-order tangents) and ``t2`` (the collapsed
+    second-order coefficient, ``shape``; or ``(B, *shape)`` not collapsed); ``None`` is zero."""
+
+    __slots__ = ("t1", "t2")
+
+    def __init__(self, trace: TaylorTrace, primal: Tensor, t1: Tensor | None, t2: Tensor | None):
+        super().__init__(trace, primal)
+        self.t1 = t1
+        self.t2 = t2
+
+    def _label(self) -> str:
+        return "TaylorTensor (forward Laplacian)"
+
+
+class TaylorTrace(Trace):
+    """One collapsed (or, with ``collapse=False``, per-direction) Taylor-mode pass over
+    ``batch`` directions."""
+
+    def __init__(self, batch: int, collapse: bool = True):
+        super().__init__()
+        self.batch = batch
+        self.collapse = collapse
+
+    def process(self, prim: Primitive, args: list, params: dict) -> Tensor:
+        primals, t1s, t2s = [], [], []
+        for a in args:
+            if isinstance(a, TaylorTensor) and a._trace is self:
+                primals.append(a.primal)
+                t1s.append(a.t1)
+                t2s.append(a.t2)
+            else:
+                primals.append(a)
+                t1s.append(None)
+                t2s.append(None)
+        ans = bind(prim, *primals, **params)
+        if not ans.dtype.is_floating:
+            return ans
+        primals = tuple(primals)
+        batch, has_t1 = self.batch, any(t is not None for t in t1s)
+        y1 = batched_jvp(prim, t1s, ans, primals, params, batch) if has_t1 else None
+        y2 = None
+        if any(t is not None for t in t2s):  # g'(x)·x2
+            if self.collapse:
+                y2 = output_tangent(prim, t2s, ans, primals, params)
+            else:
+                y2 = batched_jvp(prim, t2s, ans, primals, params, batch)
+        if has_t1 and not prim.linear:  # + g''(x)[x1_b, x1_b]
+            q = _second_order_term(prim, t1s, ans, primals, params, batch, self.collapse)
+            if q is not None:
+                y2 = q if y2 is None else add(y2, q)
+        if y1 is None and y2 is None:
+            return ans
+        return TaylorTensor(
+            self,
+            ans,
+            _fit(y1, (batch,) + ans.shape, ans),
+            _fit(y2, ans.shape if self.collapse else (batch,) + ans.shape, ans),
+        )
+
+
+def _fit(t: Tensor | None, shape: tuple, ans: Tensor) -> Tensor | None:
+    if t is None:
+        return None
+    t = as_tensor(t)
+    if t.shape != shape:
+        if t.ndim > len(shape):  # a rule kept size-1 axes of a broadcast: sum them away
+            t = sum(t, axis=tuple(range(t.ndim - len(shape))))
+        t = broadcast_to(t, shape)
+    return t if t.dtype is ans.dtype else astype(t, ans.dtype)
+
+
+def _second_order_term(prim, t1s, ans, primals, params, batch, collapse):
+    """Σ_b g''(x)[x1_b, x1_b] (collapsed, shape of ``ans``) or each term ``(B, *ans.shape)``:
+    the JVP of the primitive's JVP rule in the direction it is applied to."""
+    idx = [i for i, t in enumerate(t1s) if t is not None]
+    if prim.family in POINTWISE:
+        rank = ans.ndim
+        dirs, broad = [], []
+        for i in idx:
+            p, t = primals[i], t1s[i]
+            lead = (1,) * (rank - p.ndim)  # align on the right, as batching's _align does
+            t = reshape(t, (batch,) + lead + p.shape)
+            dirs.append(t)
+            broad.append(broadcast_to(reshape(p, (1,) + lead + p.shape), t.shape))
+
+        def rule(*ps):
+            full = list(primals)
+            tangents = [None] * len(primals)
+            for i, p, t in zip(idx, ps, dirs):
+                full[i] = p
+                tangents[i] = t  # a constant: only the primal moves
+            a = bind(prim, *full, **params)
+            out = output_tangent(prim, tangents, a, tuple(full), params)
+            return [zeros(a.shape, a.dtype) if out is None else out]
+
+        _, (q,) = forward_pass(rule, broad, dirs)
+        q = _fit(q, (batch,) + ans.shape, ans)
+        return sum(q, axis=0) if collapse else q
+    with GradientTape(persistent=True) as tape:
+        watched = {i: tape.watch(primals[i]) for i in idx}
+        full = tuple(watched.get(i, p) for i, p in enumerate(primals))
+        a = bind(prim, *full, **params)
+        h = batched_jvp(prim, list(t1s), a, full, params, batch)  # (B, *S): g'(p)·x1_b
+    if not (isinstance(h, Tracer) and h._trace is tape):
+        return None  # the rule does not depend on the primal: g'' = 0 along these inputs
+    pushed = push_tangents(
+        tape, {watched[i].variable: t1s[i] for i in idx}, batch=batch, keep=(h.variable,)
+    ).get(h.variable)  # (B_c, B_b, *S): g''[x1_b, x1_c]
+    if pushed is None:
+        return None
+    mask = reshape(eye(batch, dtype=ans.dtype), (batch, batch) + (1,) * ans.ndim)
+    diagonal = sum(multiply(pushed, mask), axis=0)  # (B, *S): the terms with b == c
+    return sum(diagonal, axis=0) if collapse else diagonal
+
+
+def taylor_pass(
+    f: Callable, x: Tensor, collapse: bool = True, chunk_size: int | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(f(x), gradient, c)`` from Taylor-mode passes along every basis direction of ``x``:
+    ``c`` is the Laplacian (``collapse=True``) or the Hessian's diagonal (shape of ``x``).
+    ``chunk_size`` directions travel per pass (default: all ``n`` in one pass); the
+    second-order coefficients of different chunks add up, as the directions are
+    independent."""
+    n = x.size
+    if n == 0:
+        return as_tensor(f(x)), zeros(x.shape, x.dtype), zeros(() if collapse else x.shape, x.dtype)
+    chunk = n if chunk_size is None else max(1, int(chunk_size))
+    value, grads, coeffs = None, [], []
+    for start in range(0, n, chunk):
+        b = min(chunk, n - start)
+        trace = TaylorTrace(b, collapse)
+        trace.activate()
+        try:
+            basis = reshape(eye(b, n, k=start, dtype=x.dtype), (b,) + x.shape)
+            out = as_tensor(f(TaylorTensor(trace, x, basis, None)))
+        finally:
+            trace.active = False
+        if out.size != 1:
+            raise ShapeError(
+                f"laplacian: the function must return one number, got shape {out.shape}; "
+                "reduce it (tfgrad.sum) or take the Laplacian of each output separately."
+            )
+        if isinstance(out, TaylorTensor) and out._trace is trace:
+            value = out.primal
+            t1 = zeros((b,) + out.shape, out.dtype) if out.t1 is None else out.t1
+            t2_shape = out.shape if collapse else (b,) + out.shape
+            t2 = zeros(t2_shape, out.dtype) if out.t2 is None else out.t2
+        else:
+            value = out
+            t1 = zeros((b,) + out.shape, out.dtype)
+            t2 = zeros(out.shape if collapse else (b,) + out.shape, out.dtype)
+        grads.append(reshape(t1, (b,)))
+        coeffs.append(reshape(t2, () if collapse else (b,)))
+    grad = reshape(grads[0] if len(grads) == 1 else concatenate(grads), x.shape)
+    if collapse:
+        lap = coeffs[0]
+        for c in coeffs[1:]:
+            lap = add(lap, c)
+        return value, grad, lap
+    return value, grad, reshape(coeffs[0] if len(coeffs) == 1 else concatenate(coeffs), x.shape)

@@ -63,7 +63,7 @@ def hessian(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | Non
 
     Cost: one gradient recorded on a tape, then ``n`` forward-mode tangents pushed through it
     (batched, ``chunk_size`` per pass as in :func:`tfgrad.jacfwd`): ``n`` HVPs in a few batched
-    passes, ``n = `` the total number of elements of the arguments differentiated.
+    passes, where ``n`` is the total number of elements of the arguments differentiated.
 
     >>> import tfgrad as tg
     >>> import tfgrad.second_order as so

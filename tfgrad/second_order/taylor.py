@@ -14,8 +14,9 @@ is the gradient. No new rule is written: ``g'(x)·t`` is the primitive's own JVP
 (:func:`tfgrad.forward.output_tangent`, batched by :func:`tfgrad.batching.batched_jvp`) and
 ``g''(x)[v, v]`` is the JVP of that JVP rule in the same direction ``v``:
 
-- a pointwise primitive: one :func:`tfgrad.forward.forward_pass` over the rule with the
-  primal broadcast to the batch (``(B, *S)`` elements);
+- a pointwise primitive: its second derivative is diagonal (element by element), so a forward
+  pass over the rule with unit tangents gives each ``∂²g/∂x_i∂x_j`` (``size`` elements, no
+  batch), and only the products of the tangents, ``Σ_b x1_ib ⊙ x1_jb``, touch the batch;
 - a linear primitive (reshape, sum, slicing, ...): zero;
 - any other (matmul, max, prod, cumprod, a custom one): the batched rule recorded on a tape and
   the ``B`` directions pushed through it again (:func:`tfgrad.replay.push_tangents`), whose
@@ -31,8 +32,8 @@ from typing import Callable
 from ..backends.base import POINTWISE
 from ..batching import batched_jvp
 from ..errors import ShapeError
-from ..forward import forward_pass, output_tangent
-from ..ops import add, astype, broadcast_to, concatenate, eye, multiply, reshape, sum, zeros
+from ..forward import DualTensor, ForwardTrace, output_tangent
+from ..ops import add, astype, broadcast_to, concatenate, eye, multiply, ones, reshape, sum, zeros
 from ..ops._common import as_tensor
 from ..primitive import Primitive, Trace, Tracer, bind
 from ..replay import push_tangents
@@ -119,28 +120,26 @@ def _second_order_term(prim, t1s, ans, primals, params, batch, collapse):
     the JVP of the primitive's JVP rule in the direction it is applied to."""
     idx = [i for i, t in enumerate(t1s) if t is not None]
     if prim.family in POINTWISE:
+        # Output element k depends on one element of each input, so g'' is diagonal: with
+        # g_ij = ∂²g/∂x_i∂x_j elementwise (unbatched passes, O(size) each), the term is
+        # Σ_ij g_ij ⊙ Σ_b x1_ib ⊙ x1_jb; only the products of tangents touch the batch.
         rank = ans.ndim
-        dirs, broad = [], []
-        for i in idx:
-            p, t = primals[i], t1s[i]
-            lead = (1,) * (rank - p.ndim)  # align on the right, as batching's _align does
-            t = reshape(t, (batch,) + lead + p.shape)
-            dirs.append(t)
-            broad.append(broadcast_to(reshape(p, (1,) + lead + p.shape), t.shape))
-
-        def rule(*ps):
-            full = list(primals)
-            tangents = [None] * len(primals)
-            for i, p, t in zip(idx, ps, dirs):
-                full[i] = p
-                tangents[i] = t  # a constant: only the primal moves
-            a = bind(prim, *full, **params)
-            out = output_tangent(prim, tangents, a, tuple(full), params)
-            return [zeros(a.shape, a.dtype) if out is None else out]
-
-        _, (q,) = forward_pass(rule, broad, dirs)
-        q = _fit(q, (batch,) + ans.shape, ans)
-        return sum(q, axis=0) if collapse else q
+        dirs = {}
+        for i in idx:  # align on the right of the batch axis, as batching's _align does
+            p = primals[i]
+            dirs[i] = reshape(t1s[i], (batch,) + (1,) * (rank - p.ndim) + p.shape)
+        term = None
+        for a, i in enumerate(idx):
+            for j in idx[a:]:
+                g_ij = _pointwise_coefficient(prim, primals, params, i, j)
+                if g_ij is None:
+                    continue
+                prods = multiply(dirs[i], dirs[j])
+                if collapse:
+                    prods = sum(prods, axis=0)
+                piece = multiply(g_ij if i == j else multiply(g_ij, 2.0), prods)
+                term = piece if term is None else add(term, piece)
+        return term
     with GradientTape(persistent=True) as tape:
         watched = {i: tape.watch(primals[i]) for i in idx}
         full = tuple(watched.get(i, p) for i, p in enumerate(primals))
@@ -156,6 +155,30 @@ def _second_order_term(prim, t1s, ans, primals, params, batch, collapse):
     mask = reshape(eye(batch, dtype=ans.dtype), (batch, batch) + (1,) * ans.ndim)
     diagonal = sum(multiply(pushed, mask), axis=0)  # (B, *S): the terms with b == c
     return sum(diagonal, axis=0) if collapse else diagonal
+
+
+def _pointwise_coefficient(prim, primals, params, i, j):
+    """``∂²g/∂x_i∂x_j`` of a pointwise primitive, element by element (``None`` for zero): the
+    JVP, along ones on input ``j``, of its JVP rule applied to ones on input ``i``."""
+    ones_i = ones(primals[i].shape, primals[i].dtype)
+
+    def rule(p):
+        full = list(primals)
+        full[j] = p
+        tangents = [None] * len(primals)
+        tangents[i] = ones_i  # a constant: only the primal moves
+        out = bind(prim, *full, **params)
+        t = output_tangent(prim, tangents, out, tuple(full), params)
+        return [zeros(out.shape, out.dtype) if t is None else t]
+
+    trace = ForwardTrace()
+    trace.activate()
+    try:
+        x = DualTensor(trace, primals[j], ones(primals[j].shape, primals[j].dtype))
+        (t,) = rule(x)
+    finally:
+        trace.active = False
+    return t.tangent if isinstance(t, DualTensor) and t._trace is trace else None
 
 
 def taylor_pass(

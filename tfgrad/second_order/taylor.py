@@ -83,17 +83,22 @@ class TaylorTrace(Trace):
             return ans
         primals = tuple(primals)
         batch, has_t1 = self.batch, any(t is not None for t in t1s)
-        y1 = batched_jvp(prim, t1s, ans, primals, params, batch) if has_t1 else None
+        y1 = q = None
+        if has_t1 and not prim.linear and prim.family not in POINTWISE:
+            # one batched JVP, recorded on a tape, gives y1 and, pushed again, g''
+            y1, q = _mixed_term(prim, t1s, primals, params, batch, ans, self.collapse)
+        elif has_t1:
+            y1 = batched_jvp(prim, t1s, ans, primals, params, batch)
+            if not prim.linear:  # g''(x)[x1_b, x1_b]
+                q = _pointwise_term(prim, t1s, ans, primals, params, batch, self.collapse)
         y2 = None
         if any(t is not None for t in t2s):  # g'(x)·x2
             if self.collapse:
                 y2 = output_tangent(prim, t2s, ans, primals, params)
             else:
                 y2 = batched_jvp(prim, t2s, ans, primals, params, batch)
-        if has_t1 and not prim.linear:  # + g''(x)[x1_b, x1_b]
-            q = _second_order_term(prim, t1s, ans, primals, params, batch, self.collapse)
-            if q is not None:
-                y2 = q if y2 is None else add(y2, q)
+        if q is not None:
+            y2 = q if y2 is None else add(y2, q)
         if y1 is None and y2 is None:
             return ans
         return TaylorTensor(
@@ -115,46 +120,54 @@ def _fit(t: Tensor | None, shape: tuple, ans: Tensor) -> Tensor | None:
     return t if t.dtype is ans.dtype else astype(t, ans.dtype)
 
 
-def _second_order_term(prim, t1s, ans, primals, params, batch, collapse):
-    """Σ_b g''(x)[x1_b, x1_b] (collapsed, shape of ``ans``) or each term ``(B, *ans.shape)``:
-    the JVP of the primitive's JVP rule in the direction it is applied to."""
+def _pointwise_term(prim, t1s, ans, primals, params, batch, collapse):
+    """Σ_b g''(x)[x1_b, x1_b] (collapsed, shape of ``ans``) or each term ``(B, *ans.shape)``
+    for a pointwise primitive: the JVP of its JVP rule, element by element."""
     idx = [i for i, t in enumerate(t1s) if t is not None]
-    if prim.family in POINTWISE:
-        # Output element k depends on one element of each input, so g'' is diagonal: with
-        # g_ij = ∂²g/∂x_i∂x_j elementwise (unbatched passes, O(size) each), the term is
-        # Σ_ij g_ij ⊙ Σ_b x1_ib ⊙ x1_jb; only the products of tangents touch the batch.
-        rank = ans.ndim
-        dirs = {}
-        for i in idx:  # align on the right of the batch axis, as batching's _align does
-            p = primals[i]
-            dirs[i] = reshape(t1s[i], (batch,) + (1,) * (rank - p.ndim) + p.shape)
-        term = None
-        for a, i in enumerate(idx):
-            for j in idx[a:]:
-                g_ij = _pointwise_coefficient(prim, primals, params, i, j)
-                if g_ij is None:
-                    continue
-                prods = multiply(dirs[i], dirs[j])
-                if collapse:
-                    prods = sum(prods, axis=0)
-                piece = multiply(g_ij if i == j else multiply(g_ij, 2.0), prods)
-                term = piece if term is None else add(term, piece)
-        return term
+    # Output element k depends on one element of each input, so g'' is diagonal: with
+    # g_ij = ∂²g/∂x_i∂x_j elementwise (unbatched passes, O(size) each), the term is
+    # Σ_ij g_ij ⊙ Σ_b x1_ib ⊙ x1_jb; only the products of tangents touch the batch.
+    rank = ans.ndim
+    dirs = {}
+    for i in idx:  # align on the right of the batch axis, as batching's _align does
+        p = primals[i]
+        dirs[i] = reshape(t1s[i], (batch,) + (1,) * (rank - p.ndim) + p.shape)
+    term = None
+    for a, i in enumerate(idx):
+        for j in idx[a:]:
+            g_ij = _pointwise_coefficient(prim, primals, params, i, j)
+            if g_ij is None:
+                continue
+            prods = multiply(dirs[i], dirs[j])
+            if collapse:
+                prods = sum(prods, axis=0)
+            piece = multiply(g_ij if i == j else multiply(g_ij, 2.0), prods)
+            term = piece if term is None else add(term, piece)
+    return term
+
+
+def _mixed_term(prim, t1s, primals, params, batch, ans, collapse):
+    """``(y1, q)`` for a primitive that mixes elements (matmul, max, prod, ...): the batched
+    first-order tangent ``y1`` and the second-order term ``q`` (as in :func:`_pointwise_term`;
+    ``None`` for zero). The batched JVP is recorded on a tape and the ``B`` directions pushed
+    through it again: its ``(B, B, *S)`` tangent holds ``g''[x1_b, x1_c]``, whose diagonal
+    ``b == c`` is the term."""
+    idx = [i for i, t in enumerate(t1s) if t is not None]
     with GradientTape(persistent=True) as tape:
         watched = {i: tape.watch(primals[i]) for i in idx}
         full = tuple(watched.get(i, p) for i, p in enumerate(primals))
         a = bind(prim, *full, **params)
         h = batched_jvp(prim, list(t1s), a, full, params, batch)  # (B, *S): g'(p)·x1_b
     if not (isinstance(h, Tracer) and h._trace is tape):
-        return None  # the rule does not depend on the primal: g'' = 0 along these inputs
+        return h, None  # the rule does not depend on the primal: g'' = 0 along these inputs
     pushed = push_tangents(
         tape, {watched[i].variable: t1s[i] for i in idx}, batch=batch, keep=(h.variable,)
     ).get(h.variable)  # (B_c, B_b, *S): g''[x1_b, x1_c]
     if pushed is None:
-        return None
+        return h.primal, None
     mask = reshape(eye(batch, dtype=ans.dtype), (batch, batch) + (1,) * ans.ndim)
     diagonal = sum(multiply(pushed, mask), axis=0)  # (B, *S): the terms with b == c
-    return sum(diagonal, axis=0) if collapse else diagonal
+    return h.primal, (sum(diagonal, axis=0) if collapse else diagonal)
 
 
 def _pointwise_coefficient(prim, primals, params, i, j):

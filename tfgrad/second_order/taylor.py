@@ -78,16 +78,18 @@ class TaylorTrace(Trace):
                 primals.append(a)
                 t1s.append(None)
                 t2s.append(None)
-        ans = bind(prim, *primals, **params)
-        if not ans.dtype.is_floating:
-            return ans
         primals = tuple(primals)
         batch, has_t1 = self.batch, any(t is not None for t in t1s)
         y1 = q = None
-        if has_t1 and not prim.linear and prim.family not in POINTWISE:
-            # one batched JVP, recorded on a tape, gives y1 and, pushed again, g''
-            y1, q = _mixed_term(prim, t1s, primals, params, batch, ans, self.collapse)
-        elif has_t1:
+        mixed = has_t1 and not prim.linear and prim.family not in POINTWISE
+        if mixed:
+            # the value and one batched JVP, recorded on a tape, give y1 and, pushed again, g''
+            ans, y1, q = _mixed_term(prim, t1s, primals, params, batch, self.collapse)
+        else:
+            ans = bind(prim, *primals, **params)
+        if not ans.dtype.is_floating:
+            return ans
+        if has_t1 and not mixed:
             y1 = batched_jvp(prim, t1s, ans, primals, params, batch)
             if not prim.linear:  # g''(x)[x1_b, x1_b]
                 q = _pointwise_term(prim, t1s, ans, primals, params, batch, self.collapse)
@@ -120,6 +122,10 @@ def _fit(t: Tensor | None, shape: tuple, ans: Tensor) -> Tensor | None:
     return t if t.dtype is ans.dtype else astype(t, ans.dtype)
 
 
+def _unwrap(x: Tensor, tape: GradientTape) -> Tensor:
+    return x.primal if isinstance(x, Tracer) and x._trace is tape else x
+
+
 def _pointwise_term(prim, t1s, ans, primals, params, batch, collapse):
     """Σ_b g''(x)[x1_b, x1_b] (collapsed, shape of ``ans``) or each term ``(B, *ans.shape)``
     for a pointwise primitive: the JVP of its JVP rule, element by element."""
@@ -146,28 +152,31 @@ def _pointwise_term(prim, t1s, ans, primals, params, batch, collapse):
     return term
 
 
-def _mixed_term(prim, t1s, primals, params, batch, ans, collapse):
-    """``(y1, q)`` for a primitive that mixes elements (matmul, max, prod, ...): the batched
-    first-order tangent ``y1`` and the second-order term ``q`` (as in :func:`_pointwise_term`;
-    ``None`` for zero). The batched JVP is recorded on a tape and the ``B`` directions pushed
-    through it again: its ``(B, B, *S)`` tangent holds ``g''[x1_b, x1_c]``, whose diagonal
-    ``b == c`` is the term."""
+def _mixed_term(prim, t1s, primals, params, batch, collapse):
+    """``(ans, y1, q)`` for a primitive that mixes elements (matmul, max, prod, ...): its
+    value, the batched first-order tangent ``y1`` and the second-order term ``q`` (as in
+    :func:`_pointwise_term`; ``None`` for zero). The batched JVP is recorded on a tape and the
+    ``B`` directions pushed through it again: its ``(B, B, *S)`` tangent holds
+    ``g''[x1_b, x1_c]``, whose diagonal ``b == c`` is the term."""
     idx = [i for i, t in enumerate(t1s) if t is not None]
     with GradientTape(persistent=True) as tape:
         watched = {i: tape.watch(primals[i]) for i in idx}
         full = tuple(watched.get(i, p) for i, p in enumerate(primals))
-        a = bind(prim, *full, **params)
+        a = bind(prim, *full, **params)  # recorded: the rule may read it (max, prod)
+        if not a.dtype.is_floating:
+            return _unwrap(a, tape), None, None
         h = batched_jvp(prim, list(t1s), a, full, params, batch)  # (B, *S): g'(p)·x1_b
+    ans = _unwrap(a, tape)
     if not (isinstance(h, Tracer) and h._trace is tape):
-        return h, None  # the rule does not depend on the primal: g'' = 0 along these inputs
+        return ans, h, None  # the rule does not depend on the primal: g'' = 0 along these inputs
     pushed = push_tangents(
         tape, {watched[i].variable: t1s[i] for i in idx}, batch=batch, keep=(h.variable,)
     ).get(h.variable)  # (B_c, B_b, *S): g''[x1_b, x1_c]
     if pushed is None:
-        return h.primal, None
+        return ans, h.primal, None
     mask = reshape(eye(batch, dtype=ans.dtype), (batch, batch) + (1,) * ans.ndim)
     diagonal = sum(multiply(pushed, mask), axis=0)  # (B, *S): the terms with b == c
-    return h.primal, (sum(diagonal, axis=0) if collapse else diagonal)
+    return ans, h.primal, (sum(diagonal, axis=0) if collapse else diagonal)
 
 
 def _pointwise_coefficient(prim, primals, params, i, j):

@@ -161,6 +161,36 @@ def test_the_forward_laplacian_composes_with_reverse_mode():
     close(g, 24.0 * x)
 
 
+def test_the_forward_laplacian_of_functions_that_differentiate_inside():
+    # a gradient (a tape) and an HVP (a tape under a forward pass) inside the Taylor pass
+    g = lambda x: tg.sum(tg.sin(x) * tg.exp(x[::-1]))
+    x = tg.tensor([0.3, -0.5, 1.1])
+    for f in (
+        lambda x: tg.sum(tg.grad(g)(x) ** 2),
+        lambda x: tg.sum(so.hvp(g, x, tg.ones(3)) * x),
+    ):
+        h = so.hessian(f)(x).numpy()
+        close(so.laplacian(f)(x), np.trace(h))
+        close(so.hessian_diagonal(f, method="forward")(x), np.diag(h))
+
+
+def test_edge_cases_scalar_input_constant_function_float32():
+    s = tg.tensor(0.7)
+    f = lambda x: tg.sin(x) * x
+    exact = 2 * np.cos(0.7) - 0.7 * np.sin(0.7)
+    close(so.laplacian(f)(s), exact)
+    close(so.hessian_diagonal(f, method="forward")(s), exact)
+    value, g, lap = so.value_grad_and_laplacian(f)(s)
+    close(g, np.sin(0.7) + 0.7 * np.cos(0.7))
+    x = tg.tensor([1.0, 2.0])
+    constant = lambda x: tg.sum(tg.ones(3))
+    for method in ("forward", "hessian"):
+        close(so.laplacian(constant, method=method)(x), 0.0)
+        close(so.hessian_diagonal(constant, method=method)(x), [0.0, 0.0])
+    lap32 = so.laplacian(lambda x: tg.sum(x**3))(tg.tensor([1.0, 2.0], dtype="float32"))
+    assert lap32.dtype == tg.float32 and lap32.item() == 18.0
+
+
 # ---- argument structures ----
 def two_args(a, b):
     return tg.sum(tg.sin(a)) * tg.sum(b * b) + tg.sum(a) ** 2

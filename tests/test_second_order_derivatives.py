@@ -288,6 +288,8 @@ def test_bad_input_gets_named_errors():
             call()
     with raises(ShapeError, "hvp", "2 tensors", "same structure"):
         so.hvp(two_args, (x, x), (x,))
+    with raises(OptionError, "hessian", "(0, 0)", "once"):
+        so.hessian(two_args, argnums=(0, 0))(x, x)
     with raises(OptionError, "laplacian", "'taylor'", "'hessian', 'forward'"):
         so.laplacian(rosenbrock, method="taylor")
     with raises(OptionError, "hessian_diagonal", "'hutchinson'"):

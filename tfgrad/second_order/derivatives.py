@@ -76,6 +76,11 @@ def hessian(f: Callable, argnums: int | Sequence[int] = 0, chunk_size: int | Non
 
     def wrapped(*args):
         nums = _argnums(argnums, len(args), "hessian")
+        if len(set(nums)) != len(nums):
+            raise OptionError(
+                f"hessian: argnums {argnums} names an argument twice; list each argument once "
+                "(its block with itself is on the diagonal of the result)."
+            )
         checked = _scalar(f, "hessian")
         if isinstance(argnums, int) and _is_leaf(args[nums[0]]):
             return api.hessian(checked, nums[0], chunk_size)(*args)

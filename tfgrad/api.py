@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Sequence
 
-from .errors import DtypeError, ShapeError
+from .errors import DtypeError, OptionError, ShapeError
 from .forward import forward_pass
 from .ops import concatenate, eye, reshape, stack, transpose, zeros
 from .ops._common import as_tensor
@@ -274,24 +274,52 @@ def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
 
     Reverse mode costs one sweep per *output* element, forward mode one pass per *input*
     element; ``mode="auto"`` evaluates ``f`` once, then takes whichever needs fewer passes
-    (reverse on ties, reusing that first evaluation). ``wrapped.last_mode`` tells which ran.
+    (reverse on ties, reusing that first evaluation). ``wrapped.last_mode`` tells which ran
+    (``"fwd"`` or ``"rev"``) and ``wrapped.last_choice`` why, e.g. ``"rev: 1 output element
+    <= 3 input elements"``.
+
+    >>> import tfgrad as tg
+    >>> jac = tg.jacobian(lambda x: tg.sum(x * x))
+    >>> jac(tg.tensor([1.0, 2.0, 3.0])).numpy()
+    array([2., 4., 6.])
+    >>> jac.last_choice
+    'rev: 1 output element <= 3 input elements (reverse needs one sweep per output element)'
     """
     if mode not in ("auto", "fwd", "rev"):
-        raise ValueError(f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}.")
+        raise OptionError(
+            f"jacobian: mode must be 'auto', 'fwd' or 'rev', got {mode!r}; 'auto' picks the "
+            "mode needing fewer passes."
+        )
 
     def wrapped(*args):
         x, f_x = _single_input(f, args, _argnums(argnums, len(args), "jacobian")[0])
         if mode == "fwd":
             wrapped.last_mode = "fwd"
+            wrapped.last_choice = f"fwd: asked for (mode='fwd'), {x.size} forward passes"
             return _jac_forward(f_x, x)
         out, vjp_fn = vjp(f_x, x)
-        if mode == "rev" or out.size <= x.size:
+        if mode == "rev":
             wrapped.last_mode = "rev"
+            wrapped.last_choice = f"rev: asked for (mode='rev'), {out.size} reverse sweeps"
+            return _jac_reverse(x, out, vjp_fn)
+        n_out, n_in = out.size, x.size
+        s_out, s_in = ("" if n_out == 1 else "s"), ("" if n_in == 1 else "s")
+        if n_out <= n_in:
+            wrapped.last_mode = "rev"
+            wrapped.last_choice = (
+                f"rev: {n_out} output element{s_out} <= {n_in} input element{s_in} "
+                "(reverse needs one sweep per output element)"
+            )
             return _jac_reverse(x, out, vjp_fn)
         wrapped.last_mode = "fwd"
+        wrapped.last_choice = (
+            f"fwd: {n_in} input element{s_in} < {n_out} output element{s_out} "
+            "(forward needs one pass per input element)"
+        )
         return _jac_forward(f_x, x)
 
     wrapped.last_mode = None
+    wrapped.last_choice = None
     return wrapped
 
 

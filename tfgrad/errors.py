@@ -19,6 +19,7 @@ __all__ = [
     "TracingError",
     "TracerConversionError",
     "NumpyDispatchError",
+    "OptionError",
 ]
 
 
@@ -70,3 +71,8 @@ class TracerConversionError(TfgradError, TypeError):
 class NumpyDispatchError(TfgradError, TypeError):
     """A NumPy function or ufunc was called on a tensor, but tfgrad has no counterpart for it
     (or for one of the arguments given), so it cannot run it and keep the derivative."""
+
+
+class OptionError(TfgradError, ValueError):
+    """An option that is not one of those a function takes (an unknown ``method=`` or
+    ``mode=``): the message lists the valid ones."""

@@ -71,8 +71,9 @@ def test_tape_graphs_are_the_same_markup_on_both_sides(page):
 
 def _after_redraw(page) -> None:
     """Wait until the view has drawn: a chart redraws in its next animation frame."""
-    page.evaluate("() => new Promise(done => requestAnimationFrame(() => "
-                  "requestAnimationFrame(done)))")
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
 
 
 def _live_equals(page, selector: str, markup: str) -> bool:

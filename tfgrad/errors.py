@@ -19,6 +19,8 @@ __all__ = [
     "TracingError",
     "TracerConversionError",
     "NumpyDispatchError",
+    "SecondOrderError",
+    "NegativeCurvatureError",
 ]
 
 
@@ -70,3 +72,13 @@ class TracerConversionError(TfgradError, TypeError):
 class NumpyDispatchError(TfgradError, TypeError):
     """A NumPy function or ufunc was called on a tensor, but tfgrad has no counterpart for it
     (or for one of the arguments given), so it cannot run it and keep the derivative."""
+
+
+class SecondOrderError(TfgradError, ValueError):
+    """A :mod:`tfgrad.second_order` tool was given an argument it cannot use (an unknown
+    ``method`` or ``which``, ``k`` out of range, a vector of the wrong shape)."""
+
+
+class NegativeCurvatureError(TfgradError, ArithmeticError):
+    """Conjugate gradient met a direction ``p`` with ``pᵀ(H + damping·I)p <= 0``: the system
+    is not positive definite, so CG's answer would not be a Newton step (add damping)."""

@@ -107,24 +107,47 @@ def newton_direction(
         ok = bool(np.all(np.isfinite(d)))
         return NewtonResult(d, g, "dense", reason, op.hvps, 0, residual, ok, damping)
 
+    hint = (
+        "Add damping larger than the most negative eigenvalue (hessian_spectrum(f, x, k=1, "
+        "which='bottom') finds it), or use method='dense' for the undamped step at a saddle."
+    )
+    d, iterations, residual, ok = conjugate_gradient(
+        op.matvec, -g, damping, tol, maxiter, what, "H", hint
+    )
+    return NewtonResult(d, g, "cg", reason, op.hvps, iterations, residual, ok, damping)
+
+
+def conjugate_gradient(
+    matvec: Callable[[np.ndarray], np.ndarray],
+    b: np.ndarray,
+    damping: float,
+    tol: float,
+    maxiter: int | None,
+    what: str,
+    name: str,
+    hint: str,
+) -> tuple[np.ndarray, int, float, bool]:
+    """CG on ``(A + damping·I) d = b`` from ``d = 0``, one ``matvec`` per iteration, until
+    ``||b - (A + damping·I) d|| <= tol * ||b||`` or ``maxiter`` (default n) iterations;
+    ``(d, iterations, residual norm, converged)``. Raises NegativeCurvatureError (naming
+    ``what``, the matrix ``name`` and the ``hint``) on ``pᵀ(A + damping·I)p <= 0``."""
+    n = b.shape[0]
     maxiter = n if maxiter is None else int(maxiter)
     d = np.zeros(n)
-    r = -g.copy()  # the residual -g - A d at d = 0
+    r = b.copy()  # the residual b - A d at d = 0
     p = r.copy()
     rr = float(r @ r)
     target = tol * np.sqrt(rr)
     iterations = 0
     while np.sqrt(rr) > target and iterations < maxiter:
-        ap = op.matvec(p) + damping * p
+        ap = matvec(p) + damping * p
         curvature = float(p @ ap)
         if curvature <= 0:
             raise NegativeCurvatureError(
-                f"{what}: CG met negative curvature pᵀ(H + damping·I)p = {curvature:.3g} "
+                f"{what}: CG met negative curvature pᵀ({name} + damping·I)p = {curvature:.3g} "
                 f"(|p|² = {float(p @ p):.3g}) at iteration {iterations + 1} for x of shape "
                 f"({n},), damping={damping}: the system is not positive definite, so CG cannot "
-                "give a Newton step. Add damping larger than the most negative eigenvalue "
-                "(hessian_spectrum(f, x, k=1, which='bottom') finds it), or use "
-                "method='dense' for the undamped step at a saddle."
+                f"solve it. {hint}"
             )
         step = rr / curvature
         d += step * p
@@ -133,5 +156,4 @@ def newton_direction(
         p = r + (rr_next / rr) * p
         rr = rr_next
         iterations += 1
-    ok = bool(np.sqrt(rr) <= target)
-    return NewtonResult(d, g, "cg", reason, op.hvps, iterations, float(np.sqrt(rr)), ok, damping)
+    return d, iterations, float(np.sqrt(rr)), bool(np.sqrt(rr) <= target)

@@ -1,10 +1,17 @@
-"""Second-order tools on exact HVPs: Hessian spectra, traces and densities, Newton steps.
+"""Second-order tools on exact HVPs: Hessian spectra, traces and densities, Newton
+steps, Gauss-Newton and Fisher products, natural gradients.
 
 An optional feature layer: it imports the core, the core never imports it (``import
 tfgrad.second_order``). Each tool works on a scalar ``f`` of a flat parameter vector ``x``
 and reports what it cost in HVPs.
 """
 
+from .curvature import (
+    NaturalGradientResult,
+    fisher_vector_product,
+    ggn_vector_product,
+    natural_gradient,
+)
 from .solve import NewtonResult, newton_direction
 from .spectra import HessianDensity, HessianSpectrum, hessian_density, hessian_spectrum
 from .trace import TraceEstimate, hessian_trace
@@ -14,8 +21,12 @@ __all__ = [
     "hessian_density",
     "hessian_trace",
     "newton_direction",
+    "ggn_vector_product",
+    "fisher_vector_product",
+    "natural_gradient",
     "HessianSpectrum",
     "HessianDensity",
     "TraceEstimate",
     "NewtonResult",
+    "NaturalGradientResult",
 ]

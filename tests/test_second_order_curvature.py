@@ -1,0 +1,102 @@
+"""tfgrad.second_order's Gauss-Newton and Fisher products and natural gradient, against
+J_mᵀ H_loss J_m built from the exact Jacobian and Hessian of a small MLP."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tfgrad as tg
+from tfgrad.errors import SecondOrderError, ShapeError
+from tfgrad.second_order import fisher_vector_product, ggn_vector_product, natural_gradient
+
+B, D, K, HID = 6, 3, 4, 5
+N_PARAMS = D * HID + HID + HID * K + K
+RNG = np.random.default_rng(0)
+X = tg.tensor(RNG.standard_normal((B, D)))
+Y = np.eye(K)[RNG.integers(0, K, B)]
+YT = tg.tensor(Y)
+W = RNG.standard_normal(N_PARAMS) * 0.5
+
+
+def mlp(w):
+    i = 0
+    w1 = tg.reshape(w[i : i + D * HID], (D, HID))
+    i += D * HID
+    b1 = w[i : i + HID]
+    i += HID
+    w2 = tg.reshape(w[i : i + HID * K], (HID, K))
+    i += HID * K
+    return tg.matmul(tg.tanh(tg.matmul(X, w1) + b1), w2) + w[i:]
+
+
+def cross_entropy(z):
+    return -tg.mean(tg.sum(YT * tg.log_softmax(z, axis=1), axis=1))
+
+
+def half_mse(z):
+    return 0.5 * tg.sum((z - YT) ** 2) / B
+
+
+def dense_ggn(loss) -> np.ndarray:
+    z = mlp(tg.tensor(W))
+    j = tg.jacobian(mlp)(tg.tensor(W)).numpy().reshape(B * K, N_PARAMS)
+    h = tg.hessian(loss)(z).numpy().reshape(B * K, B * K)
+    return j.T @ h @ j
+
+
+def test_ggn_and_fisher_products_equal_the_dense_matrices():
+    v = RNG.standard_normal(N_PARAMS)
+    g_ce, g_mse = dense_ggn(cross_entropy), dense_ggn(half_mse)
+    assert np.allclose(
+        ggn_vector_product(mlp, cross_entropy, W, v), g_ce @ v, rtol=1e-10, atol=1e-12
+    )
+    assert np.allclose(ggn_vector_product(mlp, half_mse, W, v), g_mse @ v, rtol=1e-10, atol=1e-12)
+    # the true Fisher of these exponential families is the GGN of their mean losses
+    assert np.allclose(fisher_vector_product(mlp, W, v), g_ce @ v, rtol=1e-10, atol=1e-12)
+    fg = fisher_vector_product(mlp, W, v, likelihood="gaussian")
+    assert np.allclose(fg, g_mse @ v, rtol=1e-10, atol=1e-12)
+    # positive semi-definite, unlike the Hessian of the loss
+    assert np.linalg.eigvalsh(g_ce).min() > -1e-10
+
+
+def test_ggn_of_a_linear_model_is_its_hessian():
+    a = tg.tensor(RNG.standard_normal((7, 4)))
+
+    def linear(w):
+        return tg.matmul(a, w)
+
+    def loss(z):
+        return tg.logsumexp(z)
+
+    w = RNG.standard_normal(4)
+    h = tg.hessian(lambda p: loss(linear(p)))(tg.tensor(w)).numpy()
+    v = RNG.standard_normal(4)
+    assert np.allclose(ggn_vector_product(linear, loss, w, v), h @ v, rtol=1e-10)
+
+
+@pytest.mark.parametrize("curvature", ["fisher", "ggn"])
+def test_natural_gradient_equals_the_dense_damped_solve(curvature):
+    damping = 1e-2
+    m = dense_ggn(cross_entropy)
+    g = tg.grad(lambda w: cross_entropy(mlp(w)))(tg.tensor(W)).numpy()
+    expected = np.linalg.solve(m + damping * np.eye(N_PARAMS), -g)
+    r = natural_gradient(mlp, cross_entropy, W, damping=damping, curvature=curvature)
+    assert r.converged and r.matvecs == r.iterations <= N_PARAMS and r.curvature == curvature
+    assert np.max(np.abs(r.direction - expected)) < 1e-8 * np.max(np.abs(expected))
+    assert r.gradient @ r.direction < 0  # a descent direction
+
+
+def test_curvature_products_reject_bad_input():
+    with pytest.raises(ShapeError, match=r"ggn_vector_product: v must have the shape of params"):
+        ggn_vector_product(mlp, cross_entropy, W, np.zeros(N_PARAMS + 1))
+    with pytest.raises(ShapeError, match="loss must return one number"):
+        ggn_vector_product(mlp, lambda z: z * z, W, np.zeros(N_PARAMS))
+    with pytest.raises(SecondOrderError, match="likelihood must be one of"):
+        fisher_vector_product(mlp, W, np.zeros(N_PARAMS), likelihood="poisson")
+    with pytest.raises(ShapeError, match=r"logits of shape \(batch, classes\)"):
+        fisher_vector_product(lambda w: tg.sum(w), W, np.zeros(N_PARAMS))
+    with pytest.raises(SecondOrderError, match="damping must be a finite number >= 0"):
+        natural_gradient(mlp, cross_entropy, W, damping=-1.0)
+    with pytest.raises(SecondOrderError, match="curvature must be one of"):
+        natural_gradient(mlp, cross_entropy, W, curvature="hessian")

@@ -8,7 +8,16 @@ import pytest
 
 import tfgrad as tg
 from tfgrad.errors import SecondOrderError, ShapeError
-from tfgrad.second_order import fisher_vector_product, ggn_vector_product, natural_gradient
+from tfgrad.second_order import (
+    fisher_operator,
+    fisher_vector_product,
+    ggn_operator,
+    ggn_vector_product,
+    hessian_density,
+    hessian_spectrum,
+    hessian_trace,
+    natural_gradient,
+)
 
 B, D, K, HID = 6, 3, 4, 5
 N_PARAMS = D * HID + HID + HID * K + K
@@ -100,3 +109,21 @@ def test_curvature_products_reject_bad_input():
         natural_gradient(mlp, cross_entropy, W, damping=-1.0)
     with pytest.raises(SecondOrderError, match="curvature must be one of"):
         natural_gradient(mlp, cross_entropy, W, curvature="hessian")
+
+
+def test_the_spectral_tools_run_on_the_ggn_and_fisher_operators():
+    g = dense_ggn(cross_entropy)
+    exact = np.linalg.eigvalsh(g)
+    op = ggn_operator(mlp, cross_entropy, W)
+    top = hessian_spectrum(op, None, k=3, method="lanczos", which="top")
+    assert top.converged and np.allclose(top.eigenvalues, exact[-3:], rtol=1e-8)
+    assert top.hvps == top.lanczos_steps  # GGN products, counted per call
+    full = hessian_spectrum(fisher_operator(mlp, W), None, method="exact")
+    assert np.allclose(full.eigenvalues, exact, rtol=1e-8, atol=1e-10) and full.hvps == N_PARAMS
+    tr = hessian_trace(op, None, num_matvecs=3 * N_PARAMS)
+    # the sketch spans R^n, so the Hutchinson third is skipped: 2n products, the exact trace
+    assert abs(tr.trace - np.trace(g)) < 1e-9 * np.trace(g) and tr.hvps == 2 * N_PARAMS
+    d = hessian_density(op, None, num_probes=4, lanczos_steps=10, seed=0)
+    assert abs(np.trapezoid(d.density, d.grid) - 1.0) < 1e-6 and d.hvps == 40
+    with pytest.raises(SecondOrderError, match="x must be None"):
+        hessian_spectrum(op, W, k=1)

@@ -6,9 +6,12 @@ tfgrad.second_order``). Each tool works on a scalar ``f`` of a flat parameter ve
 and reports what it cost in HVPs.
 """
 
+from ._operator import CurvatureOperator
 from .curvature import (
     NaturalGradientResult,
+    fisher_operator,
     fisher_vector_product,
+    ggn_operator,
     ggn_vector_product,
     natural_gradient,
 )
@@ -24,9 +27,12 @@ __all__ = [
     "ggn_vector_product",
     "fisher_vector_product",
     "natural_gradient",
+    "ggn_operator",
+    "fisher_operator",
     "HessianSpectrum",
     "HessianDensity",
     "TraceEstimate",
     "NewtonResult",
     "NaturalGradientResult",
+    "CurvatureOperator",
 ]

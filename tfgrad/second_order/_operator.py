@@ -1,7 +1,8 @@
-"""The Hessian of a function of a flat parameter vector, as an operator on NumPy vectors.
+"""Curvature matrices (the Hessian of a function of a flat parameter vector, Gauss-Newton,
+Fisher) as operators on NumPy vectors.
 
-Every tool of :mod:`tfgrad.second_order` that works on HVPs goes through :class:`HessianOperator`,
-so the cost each result reports (``hvps``) is counted in one place.
+Every tool of :mod:`tfgrad.second_order` goes through a :class:`CurvatureOperator`, so the
+cost each result reports (``hvps``: matrix-vector products) is counted in one place.
 """
 
 from __future__ import annotations
@@ -50,7 +51,44 @@ def rng_from(seed: Any) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-class HessianOperator:
+class CurvatureOperator:
+    """A symmetric n x n curvature matrix (a Hessian, a Gauss-Newton or a Fisher matrix) known
+    only by its products ``matvec(v)`` with flat vectors of shape (n,), counting them in
+    ``hvps``. :func:`~tfgrad.second_order.ggn_operator` and
+    :func:`~tfgrad.second_order.fisher_operator` make them; the spectral tools take one in
+    place of ``f`` (with ``x=None``)."""
+
+    def __init__(self, n: int, product: Callable[[np.ndarray], np.ndarray], what: str, name: str):
+        self.n = int(n)
+        self._product = product
+        self.what = what
+        self.name = name
+        self.hvps = 0
+
+    def counted(self, what: str) -> "CurvatureOperator":
+        """The same operator with its own count from 0, its errors naming ``what``."""
+        return CurvatureOperator(self.n, self._product, what, self.name)
+
+    def matvec(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v)
+        if v.shape != (self.n,):
+            raise ShapeError(
+                f"{self.what}: a {self.name}-vector product needs v of shape ({self.n},) like x, "
+                f"got shape {v.shape}."
+            )
+        self.hvps += 1
+        return np.asarray(self._product(v), dtype=np.float64).reshape(self.n)
+
+    def dense(self) -> np.ndarray:
+        """The n x n matrix from n products with the unit vectors, symmetrised."""
+        m = np.stack([self.matvec(e) for e in np.eye(self.n)], axis=1)
+        return 0.5 * (m + m.T)
+
+    def __repr__(self) -> str:
+        return f"CurvatureOperator({self.name}, n={self.n}, products so far={self.hvps})"
+
+
+class HessianOperator(CurvatureOperator):
     """``v -> H(x)·v`` for a scalar ``f`` of a 1-D vector ``x``, counting the HVPs it runs.
 
     ``f`` is called once here to check that it returns one number (a named error otherwise).
@@ -58,10 +96,9 @@ class HessianOperator:
     """
 
     def __init__(self, f: Callable, x: Any, what: str):
-        self.what = what
-        self.f = f
         arr = as_flat_vector(x, what)
-        self.n = arr.shape[0]
+        super().__init__(arr.shape[0], self._hvp, what, "Hessian")
+        self.f = f
         self.dtype = arr.dtype
         self.x = tensor(arr)
         out = f(self.x)
@@ -72,18 +109,9 @@ class HessianOperator:
                 f"{what}: f must return one number (a scalar loss), got shape {shape} for x of "
                 f"shape ({self.n},); reduce it, e.g. tfgrad.sum(f(x)) or tfgrad.mean(f(x))."
             )
-        self.hvps = 0
 
-    def matvec(self, v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v)
-        if v.shape != (self.n,):
-            raise ShapeError(
-                f"{self.what}: a Hessian-vector product needs v of shape ({self.n},) like x, "
-                f"got shape {v.shape}."
-            )
-        self.hvps += 1
-        out = hvp(self.f, self.x, tensor(v.astype(self.dtype, copy=False)))
-        return np.asarray(out.numpy(), dtype=np.float64).reshape(self.n)
+    def _hvp(self, v: np.ndarray) -> np.ndarray:
+        return hvp(self.f, self.x, tensor(v.astype(self.dtype, copy=False))).numpy()
 
     def gradient(self) -> np.ndarray:
         return np.asarray(grad(self.f)(self.x).numpy(), dtype=np.float64).reshape(self.n)
@@ -94,3 +122,16 @@ class HessianOperator:
         self.hvps += self.n
         h = np.asarray(hessian(self.f)(self.x).numpy(), dtype=np.float64).reshape(self.n, self.n)
         return 0.5 * (h + h.T)
+
+
+def as_operator(f: Any, x: Any, what: str) -> CurvatureOperator:
+    """The Hessian of ``f`` at ``x``, or ``f`` itself when it is a CurvatureOperator (then
+    ``x`` must be None), counted afresh for this call."""
+    if isinstance(f, CurvatureOperator):
+        if x is not None:
+            raise SecondOrderError(
+                f"{what}: given an operator ({f!r}), x must be None: the operator already "
+                "holds its point; call it as " + what + "(operator, None, ...)."
+            )
+        return f.counted(what)
+    return HessianOperator(f, x, what)

@@ -17,13 +17,15 @@ from ..api import grad, hvp, jvp, vjp
 from ..errors import SecondOrderError, ShapeError
 from ..ops import tensor
 from ..tensor import Tensor
-from ._operator import as_flat_vector, check_choice
+from ._operator import CurvatureOperator, as_flat_vector, check_choice
 from .solve import conjugate_gradient
 
 __all__ = [
     "ggn_vector_product",
     "fisher_vector_product",
     "natural_gradient",
+    "ggn_operator",
+    "fisher_operator",
     "NaturalGradientResult",
 ]
 
@@ -105,6 +107,30 @@ def fisher_vector_product(
         return tensor((fu / batch).astype(z.dtype.numpy))
 
     return _curvature_product(model, params, v, what, f_out)
+
+
+def ggn_operator(model: Callable, loss: Callable, params: Any) -> CurvatureOperator:
+    """The Gauss-Newton matrix of ``loss(model(params))`` at ``params`` as an operator, for
+    the spectral tools: ``hessian_spectrum(ggn_operator(model, loss, w), None, k=5)``,
+    likewise :func:`hessian_trace` and :func:`hessian_density` (their ``hvps`` then count
+    GGN products, each as described in :func:`ggn_vector_product`)."""
+    p = as_flat_vector(params, "ggn_operator")
+    return CurvatureOperator(
+        p.shape[0], lambda v: ggn_vector_product(model, loss, p, v), "ggn_operator", "GGN"
+    )
+
+
+def fisher_operator(model: Callable, params: Any, likelihood: str = "categorical"):
+    """The Fisher matrix of the model's predictive distribution at ``params`` (as in
+    :func:`fisher_vector_product`) as an operator, for the spectral tools."""
+    check_choice("fisher_operator", "likelihood", likelihood, ("categorical", "gaussian"))
+    p = as_flat_vector(params, "fisher_operator")
+    return CurvatureOperator(
+        p.shape[0],
+        lambda v: fisher_vector_product(model, p, v, likelihood),
+        "fisher_operator",
+        "Fisher",
+    )
 
 
 @dataclass

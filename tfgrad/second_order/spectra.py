@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import SecondOrderError
 from ._lanczos import Tridiagonal, lanczos
-from ._operator import HessianOperator, check_choice, rng_from
+from ._operator import as_operator, check_choice, rng_from
 
 __all__ = ["HessianSpectrum", "HessianDensity", "hessian_spectrum", "hessian_density"]
 
@@ -78,6 +78,8 @@ def hessian_spectrum(
     is below ``tol`` times the largest Ritz value's magnitude. The start vector is drawn from
     ``seed`` (an int, a NumPy Generator or a :class:`tfgrad.random.Generator`).
     ``method="auto"`` is exact for n <= 1024, Lanczos above; ``result.reason`` says which.
+    ``f`` may instead be a :class:`CurvatureOperator` (:func:`ggn_operator`,
+    :func:`fisher_operator`) with ``x=None``: the same tools on those matrices.
 
     >>> import numpy as np, tfgrad as tg
     >>> from tfgrad.second_order import hessian_spectrum
@@ -88,7 +90,7 @@ def hessian_spectrum(
     what = "hessian_spectrum"
     check_choice(what, "method", method, ("auto", "exact", "lanczos"))
     check_choice(what, "which", which, ("top", "bottom", "both"))
-    op = HessianOperator(f, x, what)
+    op = as_operator(f, x, what)
     n = op.n
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
@@ -188,6 +190,7 @@ def hessian_density(
     average, broadened by Gaussians of width ``sigma`` (default 1% of the spread of the
     nodes), is the density, on ``grid_size`` points reaching 5 sigma past the extreme nodes.
     Cost: ``num_probes * lanczos_steps`` HVPs, memory ``lanczos_steps`` vectors of length n.
+    ``f`` may instead be a :class:`CurvatureOperator` with ``x=None``.
     """
     what = "hessian_density"
     for name, value in (("num_probes", num_probes), ("lanczos_steps", lanczos_steps)):
@@ -195,7 +198,7 @@ def hessian_density(
             raise SecondOrderError(f"{what}: {name} must be a positive integer, got {value!r}.")
     if grid_size < 2:
         raise SecondOrderError(f"{what}: grid_size must be at least 2, got {grid_size!r}.")
-    op = HessianOperator(f, x, what)
+    op = as_operator(f, x, what)
     n = op.n
     steps = min(int(lanczos_steps), n)
     rng = rng_from(seed)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import SecondOrderError
-from ._operator import HessianOperator, check_choice, rng_from
+from ._operator import as_operator, check_choice, rng_from
 
 __all__ = ["TraceEstimate", "hessian_trace"]
 
@@ -44,8 +44,10 @@ def hessian_trace(
     top of the spectrum exactly (``tr(QᵀHQ)``, another third), and Hutchinson on the deflated
     ``(I - QQᵀ) H (I - QQᵀ)`` with the last third gives the rest; its error falls as 1/m
     rather than 1/sqrt(m). The standard error reported is that of the Hutchinson part, which
-    is the only random part once Q is fixed. Probes are drawn from ``seed`` (an int, a NumPy
-    Generator or a :class:`tfgrad.random.Generator`).
+    is the only random part once Q is fixed; when the sketch already spans all n dimensions
+    the low-rank part is the exact trace and the last third is not spent. Probes are drawn
+    from ``seed`` (an int, a NumPy Generator or a :class:`tfgrad.random.Generator`). ``f`` may
+    instead be a :class:`CurvatureOperator` (a GGN or Fisher matrix) with ``x=None``.
     """
     what = "hessian_trace"
     check_choice(what, "method", method, ("hutch++", "hutchinson"))
@@ -59,7 +61,7 @@ def hessian_trace(
             f"{what}: num_matvecs must be an integer >= {least} for method={method!r}, got "
             f"{num_matvecs!r}."
         )
-    op = HessianOperator(f, x, what)
+    op = as_operator(f, x, what)
     n = op.n
     rng = rng_from(seed)
 

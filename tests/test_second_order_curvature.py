@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 
 import tfgrad as tg
-from tfgrad.errors import SecondOrderError, ShapeError
+from tfgrad.errors import DtypeError, SecondOrderError, ShapeError
 from tfgrad.second_order import (
     fisher_operator,
     fisher_vector_product,
+    flatten_params,
     ggn_operator,
     ggn_vector_product,
     hessian_density,
     hessian_spectrum,
     hessian_trace,
     natural_gradient,
+    newton_cg_step,
 )
 
 B, D, K, HID = 6, 3, 4, 5
@@ -127,3 +129,46 @@ def test_the_spectral_tools_run_on_the_ggn_and_fisher_operators():
     assert abs(np.trapezoid(d.density, d.grid) - 1.0) < 1e-6 and d.hvps == 40
     with pytest.raises(SecondOrderError, match="x must be None"):
         hessian_spectrum(op, W, k=1)
+
+
+def test_flatten_params_round_trips_and_differentiates():
+    params = {"w": RNG.standard_normal((2, 3)), "b": [np.array(0.5), RNG.standard_normal(2)]}
+    x, unflatten = flatten_params(params)
+    assert x.shape == (9,) and x.dtype == np.float64
+    back = unflatten(x)
+    assert np.array_equal(back["w"], params["w"]) and np.array_equal(back["b"][1], params["b"][1])
+    assert back["b"][0].shape == ()
+
+    def loss(p):
+        return tg.sum(p["w"] ** 2) * p["b"][0] + tg.sum(tg.exp(p["b"][1]))
+
+    g = tg.grad(lambda z: loss(unflatten(z)))(tg.tensor(x)).numpy()
+    expected = np.concatenate(
+        [[np.sum(params["w"] ** 2)], np.exp(params["b"][1]), 2 * 0.5 * params["w"].ravel()]
+    )  # leaves in tree order: dict keys sorted, so b before w
+    assert np.allclose(g, expected, rtol=1e-12)
+    with pytest.raises(DtypeError, match="flatten_params"):
+        flatten_params({"a": np.array(["x"])})
+
+
+def test_newton_cg_step_on_a_pytree_is_the_damped_newton_step():
+    params = {"a": RNG.standard_normal(3), "c": (RNG.standard_normal((2, 2)),)}
+    x, unflatten = flatten_params(params)
+    f = convex_of_seven()
+
+    def loss(p):
+        return f(tg.concatenate([p["a"], tg.reshape(p["c"][0], (4,))]))
+
+    new, r = newton_cg_step(loss, params, damping=0.1, tol=1e-12, maxiter=None)
+    h = tg.hessian(f)(tg.tensor(x)).numpy()
+    g = tg.grad(f)(tg.tensor(x)).numpy()
+    step = np.linalg.solve(h + 0.1 * np.eye(7), -g)
+    flat_new, _ = flatten_params(new)
+    assert np.allclose(flat_new, x + step, rtol=1e-9, atol=1e-12)
+    assert new["c"][0].shape == (2, 2) and r.method == "cg" and r.hvps == r.iterations
+    assert loss(unflatten(tg.tensor(flat_new))).item() < loss(unflatten(tg.tensor(x))).item()
+
+
+def convex_of_seven():
+    m = tg.tensor(RNG.standard_normal((9, 7)))
+    return lambda z: tg.logsumexp(tg.matmul(m, z)) + 0.5 * tg.sum(z * z)

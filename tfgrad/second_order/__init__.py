@@ -15,6 +15,7 @@ from .curvature import (
     ggn_vector_product,
     natural_gradient,
 )
+from .pytree import flatten_params, newton_cg_step
 from .solve import NewtonResult, newton_direction
 from .spectra import HessianDensity, HessianSpectrum, hessian_density, hessian_spectrum
 from .trace import TraceEstimate, hessian_trace
@@ -24,6 +25,8 @@ __all__ = [
     "hessian_density",
     "hessian_trace",
     "newton_direction",
+    "newton_cg_step",
+    "flatten_params",
     "ggn_vector_product",
     "fisher_vector_product",
     "natural_gradient",

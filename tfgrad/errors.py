@@ -20,6 +20,8 @@ __all__ = [
     "TracerConversionError",
     "NumpyDispatchError",
     "OptionError",
+    "SecondOrderError",
+    "NegativeCurvatureError",
 ]
 
 
@@ -76,3 +78,13 @@ class NumpyDispatchError(TfgradError, TypeError):
 class OptionError(TfgradError, ValueError):
     """An option that is not one of those a function takes (an unknown ``method=`` or
     ``mode=``): the message lists the valid ones."""
+
+
+class SecondOrderError(TfgradError, ValueError):
+    """A :mod:`tfgrad.second_order` tool was given an argument it cannot use (an unknown
+    ``method`` or ``which``, ``k`` out of range, a vector of the wrong shape)."""
+
+
+class NegativeCurvatureError(TfgradError, ArithmeticError):
+    """Conjugate gradient met a direction ``p`` with ``pᵀ(H + damping·I)p <= 0``: the system
+    is not positive definite, so CG's answer would not be a Newton step (add damping)."""

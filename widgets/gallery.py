@@ -1,6 +1,6 @@
 """Every widget, and every panel of the drawing kit, on real tfgrad numbers.
 
-``notebooks/03_widget_gallery.ipynb`` shows each example, and through it the docs site's
+``notebooks/99_widget_gallery.ipynb`` shows each example, and through it the docs site's
 gallery page shows their snapshots. The chart examples are drafts of the widgets the next
 issues build on the same base, drawn here with the kit so that its design is tested on them:
 

@@ -37,7 +37,7 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome-stable", "googl
 DEBIAN_CHROMIUM_BINARY = Path("/usr/lib/chromium/chromium")
 
 
-WIDGET_NOTEBOOKS = ("01_the_tape.ipynb", "03_widget_gallery.ipynb")
+WIDGET_NOTEBOOKS = ("01_the_tape.ipynb", "99_widget_gallery.ipynb")
 # Root in a container needs --no-sandbox; /dev/shm is small there; there is no GPU.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--no-first-run"]  # fmt: skip

@@ -1,4 +1,4 @@
-"""The ChartWidget in JupyterLab: notebooks/03_widget_gallery.ipynb run in a 1280 x 720 window
+"""The ChartWidget in JupyterLab: notebooks/99_widget_gallery.ipynb run in a 1280 x 720 window
 with the file browser open. Each chart renders live; a click on the checkpointing frontier, a
 drag of the Hessian's point and the gradient-flow toggle change the view, and the kernel's
 answers (patches) redraw it. Screenshots land in ``$TFGRAD_ARTIFACTS``."""
@@ -9,7 +9,7 @@ import lab
 import pytest
 from playwright.sync_api import expect
 
-NOTEBOOK = "03_widget_gallery.ipynb"
+NOTEBOOK = "99_widget_gallery.ipynb"
 UPDATE_MS = 15_000
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400, func_only=True)]

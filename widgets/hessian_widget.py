@@ -62,6 +62,7 @@ class HessianWidget(ChartWidget):
         rate: float = 0.1,
         grid: int = 41,
         max_bars: int = 64,
+        max_heatmap: int = 48,
         title: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -73,6 +74,7 @@ class HessianWidget(ChartWidget):
         self.n = x0.size
         self.rate = float(rate)
         self.max_bars = int(max_bars)
+        self.max_heatmap = int(max_heatmap)
         if self.n == 2:
             figure = self._landscape_figure(x0, bounds, levels, grid, title)
         else:
@@ -116,6 +118,7 @@ class HessianWidget(ChartWidget):
         self.levels = [float(v) for v in levels]
         local = self.local(x0)
         layers = self._local_layers(local)
+        self.exact = local
         return {
             "title": title or "The exact Hessian: curvature, the quadratic model, Newton's step",
             "columns": 2,
@@ -208,7 +211,7 @@ class HessianWidget(ChartWidget):
         else:
             self.set_panel("hessian", **self._matrix_fields(local))
             self.set_panel("spectrum", **self._spectrum_fields(local))
-        self.patch({"op": "set", "path": ["local"], "value": local})
+        self.patch({"op": "set", "path": ["local"], "value": self._shipped(local)})
 
     # ---- n variables ------------------------------------------------------------------------
     def _matrix_figure(self, x0, title) -> dict:
@@ -217,17 +220,30 @@ class HessianWidget(ChartWidget):
             "title": title or f"The exact Hessian of f at a point: {self.n} variables",
             "columns": 2,
             "panels": [
-                {"id": "hessian", "kind": "heatmap", "title": "Hessian ∂²f/∂xᵢ∂xⱼ",
-                 "height": 340, "colorbar": "∂²f/∂xᵢ∂xⱼ", **self._matrix_fields(local)},
+                {"id": "hessian", "kind": "heatmap", "height": 340, "colorbar": "∂²f/∂xᵢ∂xⱼ",
+                 **self._matrix_fields(local)},
                 {"id": "spectrum", "kind": "bars", "height": 340,
                  **self._spectrum_fields(local)},
             ],
-            "local": local,
+            "local": self._shipped(local),
         }  # fmt: skip
 
+    def _shipped(self, local: dict) -> dict:
+        """What ``data["local"]`` holds: everything, except an n × n matrix (and eigenvectors)
+        past ``max_heatmap``; ``widget.exact`` keeps the full numbers in the kernel."""
+        self.exact = local
+        if self.n <= self.max_heatmap:
+            return local
+        return {k: v for k, v in local.items() if k not in ("hessian", "eigenvectors")}
+
     def _matrix_fields(self, local: dict) -> dict:
-        labels = [str(i) for i in range(self.n)]
-        return {"values": local["hessian"], "x_labels": labels, "y_labels": labels}
+        # n² numbers go to the browser: past max_heatmap, the leading block only
+        m = min(self.n, self.max_heatmap)
+        labels = [str(i) for i in range(m)]
+        title = ("Hessian ∂²f/∂xᵢ∂xⱼ" if m == self.n
+                 else f"Hessian, its leading {m} × {m} block of {self.n} × {self.n}")  # fmt: skip
+        return {"values": local["hessian"][:m, :m], "x_labels": labels, "y_labels": labels,
+                "title": title}  # fmt: skip
 
     def _spectrum_fields(self, local: dict) -> dict:
         lam = local["eigenvalues"]
@@ -243,9 +259,23 @@ class HessianWidget(ChartWidget):
                 "y": {"label": "eigenvalues per bin"}}  # fmt: skip
 
     # ---- Training ---------------------------------------------------------------------------
-    def track(self, step: float, values: dict) -> None:
+    def track(self, step: float, values: dict | None = None, *, x: Any = None) -> None:
         """Append ``values["top_eigenvalue"]`` and/or ``values["trace"]`` at ``step`` to the
-        training panel (added by the first call): one small patch each time."""
+        training panel (added by the first call): one small patch each time. With ``x`` (the
+        current parameters, a flat vector) instead, the widget computes both from the exact
+        Hessian of its ``f`` there and moves its picture to ``x``: a training loop's callback."""
+        if x is not None:
+            x = np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=float).ravel()
+            if self.n == 2:  # the drawn point follows too (the view holds it)
+                self.set_view(**{"landscape.point": x})
+                if not np.allclose(self.exact["point"], x):
+                    self.move_to(x)
+            else:
+                self.move_to(x)
+            hess = self.exact["hessian"]
+            values = {"top_eigenvalue": float(self.exact["eigenvalues"][-1]),
+                      "trace": float(np.trace(hess)), **(values or {})}  # fmt: skip
+        values = values or {}
         unknown = set(values) - set(TRACKED)
         if unknown or not values:
             raise ValueError(f"HessianWidget.track: values takes {sorted(TRACKED)}; "

@@ -97,6 +97,30 @@ def test_track_sends_small_patches(comm):
         w.track(6, {"loss": 1.0})
 
 
+def test_track_from_the_parameters_computes_both_exactly(backend):
+    def f(v):
+        return tg.sum((1 - v[:-1]) ** 2 + B * (v[1:] - v[:-1] ** 2) ** 2)
+
+    x = np.linspace(-1.0, 1.5, 5)
+    w = HessianWidget(f, x)
+    for step in range(3):  # gradient descent, the widget as its callback
+        w.track(step, x=x)
+        tracked = x
+        x = x - 1e-4 * tg.grad(f)(tg.tensor(x)).numpy()
+    hess = tg.hessian(f)(tg.tensor(tracked)).numpy()
+    last = w.exact["hessian"]
+    np.testing.assert_allclose(w.layer("training", "trace")["y"][-1], np.trace(last), rtol=1e-12)
+    np.testing.assert_allclose(w.layer("training", "top_eigenvalue")["y"][-1],
+                               np.linalg.eigvalsh(last)[-1], rtol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(last, hess, rtol=1e-12)  # the picture moved with the parameters
+    assert w.layer("training", "trace")["x"] == [0, 1, 2]
+    # two variables: the drawn point follows the parameters
+    two = widget()
+    two.track(0, x=[0.5, 0.5])
+    assert two.view["landscape.point"] == [0.5, 0.5]
+    np.testing.assert_allclose(two.data["local"]["hessian"], analytic(0.5, 0.5)[1], rtol=1e-10)
+
+
 def test_the_snapshot_is_in_the_mime_bundle():
     w = widget()
     data, _ = w._repr_mimebundle_()
@@ -128,6 +152,12 @@ def test_n_variables_heat_map_and_spectrum(backend):
     big = HessianWidget(f, np.linspace(-1.0, 1.5, 12), max_bars=8)
     assert sum(big.panel("spectrum")["values"]) == 12
     assert "density" in big.panel("spectrum")["title"]
+    # and past max_heatmap the browser gets the leading block, the kernel keeps all of it
+    block = HessianWidget(f, np.linspace(-1.0, 1.5, 12), max_heatmap=4)
+    assert np.shape(block.panel("hessian")["values"]) == (4, 4)
+    assert "leading 4 × 4 block of 12 × 12" in block.panel("hessian")["title"]
+    assert "hessian" not in block.data["local"] and block.exact["hessian"].shape == (12, 12)
+    assert len(block.data["local"]["eigenvalues"]) == 12
 
 
 def test_bad_points_are_refused():

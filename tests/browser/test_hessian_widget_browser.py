@@ -2,7 +2,7 @@
 ships (the ChartWidget's, with a stand-in model). Its figures are the same markup on both
 sides; a drag of the point by the mouse writes the view, the kernel's answer (patches) moves the
 Newton step, and the live drawing is the kernel's snapshot. A screenshot lands in
-``$TFGRAD_ARTIFACTS`` (hessian_widget.png)."""
+``$TFGRAD_ARTIFACTS`` (hessian_widget.png, hessian_widget_n.png)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _live_equals(page, markup: str) -> bool:
     )
 
 
-def test_hessian_figures_are_the_same_markup_on_both_sides(page):
+def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
     load_front_end(page, HessianWidget)
     with tg.use_backend("numpy"):
         two = HessianWidget(rosenbrock, [-1.2, 1.0], bounds=((-2, 2), (-1, 3)))
@@ -60,6 +60,12 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page):
         for width in (1000, 420):
             js = page.evaluate("([d, v, w]) => kit.figureSVG(d, v, w)", [w.data, w.view, width])
             assert js == figure_svg(w.data, w.view, width), (name, width)
+    # n variables, live: the heat map beside the spectrum, as the kernel draws it
+    render_view(page, many.get_state())
+    width = page.evaluate("() => model.get('width')")
+    assert _live_equals(page, figure_svg(many.data, many.view, width))
+    assert page.locator('[data-panel="hessian"]').count() == 1
+    page.screenshot(path=str(artifacts_dir / "hessian_widget_n.png"))
 
 
 def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):

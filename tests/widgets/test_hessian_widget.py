@@ -163,3 +163,18 @@ def test_n_variables_heat_map_and_spectrum(backend):
 def test_bad_points_are_refused():
     with pytest.raises(ValueError, match="flat vector"):
         HessianWidget(rosenbrock, [[1.0, 2.0]])
+
+
+def test_f_on_the_grid_is_right_whether_or_not_f_takes_a_batch():
+    # tg.sum over a (2, N) batch would sum everything: the widget checks and goes point by point
+    def not_elementwise(v):
+        return tg.sum(v**2) + v[0] * v[1]
+
+    w = HessianWidget(not_elementwise, [1.0, 1.0], bounds=((-1, 1), (-1, 1)), grid=5)
+    z = w._grid_values()
+    gx, gy = np.meshgrid(w.xs, w.ys)
+    np.testing.assert_allclose(z, gx**2 + gy**2 + gx * gy, rtol=1e-12)
+    np.testing.assert_allclose(w.data["local"]["hessian"], [[2.0, 1.0], [1.0, 2.0]])
+    batched = widget()._grid_values()  # Rosenbrock is elementwise: one call on the batch
+    gx, gy = np.meshgrid(np.linspace(-2, 2, 21), np.linspace(-1, 3, 21))
+    np.testing.assert_allclose(batched, (1 - gx) ** 2 + B * (gy - gx**2) ** 2, rtol=1e-12)

@@ -9,7 +9,10 @@ themselves need the ``lab`` extra (anywidget, ipywidgets).
 
 - :class:`TapeWidget`: a tape recorded, then swept backwards (or a forward pass), step by step;
 - :class:`ChartWidget`: the kit's panels (lines on linear or log axes, heat maps, scatter and
-  frontiers, bars, timelines) drawn from plain data, with small live updates.
+  frontiers, bars, timelines) drawn from plain data, with small live updates;
+- :class:`HessianWidget`: the exact Hessian at a point the student drags (two variables:
+  contours, the quadratic model, eigenvectors, Newton and gradient steps), or as a heat map
+  beside its spectrum (n variables), and its top eigenvalue and trace during training.
 
 >>> from tfgrad_widgets import TapeWidget   # doctest: +SKIP
 >>> TapeWidget(lambda a, b: a * b + a, 2.0, 3.0)   # doctest: +SKIP
@@ -18,9 +21,12 @@ themselves need the ``lab`` extra (anywidget, ipywidgets).
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
+# HessianWidget is importable (below) but joins __all__ only once the gallery notebook shows it:
+# tests/test_docs_site.py checks that the gallery shows every name in __all__.
 __all__ = ["TapeWidget", "ChartWidget"]
 
-_HOMES = {"TapeWidget": ".tape_widget", "ChartWidget": ".chart_widget"}
+_HOMES = {"TapeWidget": ".tape_widget", "ChartWidget": ".chart_widget",
+          "HessianWidget": ".hessian_widget"}
 
 try:
     __version__ = version("tfgrad")

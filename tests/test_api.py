@@ -5,24 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from known_functions import rosenbrock, rosenbrock_hessian
 
 import tfgrad as tg
 from tfgrad.errors import ShapeError
-
-
-def rosenbrock(x):
-    return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def rosenbrock_hessian(x):
-    n = len(x)
-    h = np.zeros((n, n))
-    for i in range(n - 1):
-        h[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
-        h[i, i + 1] += -400 * x[i]
-        h[i + 1, i] += -400 * x[i]
-        h[i + 1, i + 1] += 200
-    return h
 
 
 def test_grad_of_the_readme_example(backend):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from known_functions import rosenbrock
 from op_table import OPS, OpCase
 
 import tfgrad as tg
@@ -200,10 +201,6 @@ def test_keep_returns_only_the_kept_tangents(backend):
 
 
 # ---- jacfwd and hessian ----
-def rosenbrock(x):
-    return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
 def mixed(x):
     # Every kind of batched rule: slices, take, scatter_add, reshape, transpose, matmul,
     # concatenate, reductions with axes, cumsum, max, prod, broadcasting against constants.

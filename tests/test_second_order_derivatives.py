@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from known_functions import rosenbrock, rosenbrock_hessian
 
 import tfgrad as tg
 import tfgrad.second_order as so
@@ -33,21 +34,6 @@ def raises(kind, *fragments):
 
 
 # ---- functions with known Hessians ----
-def rosenbrock(x):
-    return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def rosenbrock_hessian(x):
-    n = len(x)
-    h = np.zeros((n, n))
-    for i in range(n - 1):
-        h[i, i] += 1200 * x[i] ** 2 - 400 * x[i + 1] + 2
-        h[i, i + 1] += -400 * x[i]
-        h[i + 1, i] += -400 * x[i]
-        h[i + 1, i + 1] += 200
-    return h
-
-
 def quadratic(a):
     return lambda x: tg.dot(x, tg.matmul(tg.tensor(a), x)), a + a.T
 

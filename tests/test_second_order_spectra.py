@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from known_functions import rosenbrock, rosenbrock_hessian
 
 import tfgrad as tg
 from tfgrad.errors import (
@@ -25,20 +26,6 @@ from tfgrad.second_order import (
     newton_direction,
 )
 from tfgrad.second_order._operator import HessianOperator
-
-
-def rosenbrock(x):
-    return tg.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2)
-
-
-def rosenbrock_hessian(x: np.ndarray) -> np.ndarray:
-    n = len(x)
-    h = np.zeros((n, n))
-    i = np.arange(n - 1)
-    h[i, i] += 1200 * x[:-1] ** 2 - 400 * x[1:] + 2
-    h[i + 1, i + 1] += 200
-    h[i, i + 1] = h[i + 1, i] = -400 * x[:-1]
-    return h
 
 
 def quadratic(eigenvalues: np.ndarray, seed: int = 0):

@@ -520,3 +520,12 @@ def test_modules_run_on_the_numpy_backend_too():
     reference = nn.MLP(3, [4, 2], generator=tg.random.Generator(0))
     np.testing.assert_allclose(model(x).numpy(), reference(x).numpy(), rtol=1e-6)
     assert set(g) == set(model.state_dict()) and np.isfinite(value.item())
+
+
+def test_every_public_name_has_an_entry_in_the_api_page():
+    from pathlib import Path
+
+    api = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    entries = {line.split("::")[1].strip() for line in api.splitlines() if "::" in line}
+    missing = [n for n in nn.__all__ if n not in entries and f"tfgrad.nn.{n}" not in entries]
+    assert not missing, f"tfgrad.nn names without an entry in docs/api.md: {missing}"

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import tfgrad as tg
 import tfgrad.nn as nn
@@ -213,6 +215,25 @@ def test_cross_entropy_against_numpy_for_labels_and_probabilities():
         nn.cross_entropy(z, np.array([0, 1, 2, 3, 4, 0]))
     with pytest.raises(ShapeError, match=r"shape \(6,\)"):
         nn.cross_entropy(z, y[:5])
+
+
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    n_classes=st.integers(1, 5),
+    scale=st.sampled_from([1.0, 30.0, 1e4]),
+    seed=st.integers(0, 2**16),
+)
+def test_cross_entropy_over_shapes_against_numpy(lead, n_classes, scale, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(*lead, n_classes)) * scale
+    y = rng.integers(0, n_classes, size=tuple(lead))
+    value, g = tg.value_and_grad(lambda t: nn.cross_entropy(t, y))(tg.tensor(z))
+    log_p = np_log_softmax(z)
+    expected = -np.take_along_axis(log_p, y[..., None], -1).mean()
+    assert value.item() == pytest.approx(expected, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(
+        g.numpy(), (np.exp(log_p) - np.eye(n_classes)[y]) / max(y.size, 1), atol=1e-14
+    )
 
 
 def test_cross_entropy_is_stable_at_logits_of_1e4():
@@ -529,3 +550,33 @@ def test_every_public_name_has_an_entry_in_the_api_page():
     entries = {line.split("::")[1].strip() for line in api.splitlines() if "::" in line}
     missing = [n for n in nn.__all__ if n not in entries and f"tfgrad.nn.{n}" not in entries]
     assert not missing, f"tfgrad.nn names without an entry in docs/api.md: {missing}"
+
+
+def test_fit_refuses_an_iterator_that_the_first_epoch_used_up():
+    x, y = nn.make_moons(16, generator=tg.random.Generator(0))
+    model = moons_model()
+    one_pass = iter([(x[:8], y[:8]), (x[8:], y[8:])])
+    with pytest.raises(OptionError, match="no batches in epoch 1 after 2 steps"):
+        nn.fit(model, one_pass, nn.cross_entropy, nn.SGD(model.state_dict(), lr=0.1),
+               epochs=2, progress=False)  # fmt: skip
+
+
+def test_activation_modules_against_numpy():
+    x = np.linspace(-3, 3, 13).reshape(1, 13)
+    c = np.sqrt(2 / np.pi)
+    cases = {
+        nn.ReLU(): np.maximum(x, 0),
+        nn.LeakyReLU(0.1): np.where(x > 0, x, 0.1 * x),
+        nn.Tanh(): np.tanh(x),
+        nn.Sigmoid(): 1 / (1 + np.exp(-x)),
+        nn.Softplus(): np.log1p(np.exp(x)),
+        nn.GELU(): 0.5 * x * (1 + np.tanh(c * (x + 0.044715 * x**3))),
+        nn.Identity(): x,
+    }
+    for module, expected in cases.items():
+        np.testing.assert_allclose(module(tg.tensor(x)).numpy(), expected, rtol=1e-12, atol=1e-15)
+    assert tg.gradcheck(nn.gelu, (tg.tensor(x[0]),), order=2)
+    assert tg.gradcheck(lambda t: nn.leaky_relu(t, 0.2), (tg.tensor(x[0] + 0.05),), order=2)
+    images = tg.tensor(np.arange(24.0).reshape(2, 3, 4))
+    assert nn.Flatten()(images).shape == (2, 12)
+    np.testing.assert_array_equal(nn.Flatten()(images).numpy(), np.arange(24.0).reshape(2, 12))

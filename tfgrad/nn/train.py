@@ -210,6 +210,12 @@ def fit(
                 info = StepInfo(epoch, batch, loss_value, n)
                 for callback in callbacks:
                     callback(step, info)
+            if batch == -1 and history.steps:
+                raise OptionError(
+                    f"fit: data gave no batches in epoch {epoch} after {history.steps} steps "
+                    "before: it is an iterator, used up by the first epoch. Pass something "
+                    "re-iterable, a list of batches or nn.batches(inputs, targets)."
+                )
             row = {"epoch": epoch, **mean.means()}
             if validation is not None:
                 row.update(

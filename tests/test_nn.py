@@ -62,6 +62,8 @@ def test_nested_modules_are_named_by_path_in_assignment_order():
     assert list(net.state_dict())[0] == "scale" and net.state_dict()["scale"].numpy()[0] == 2.0
     net.scale = None  # and assigning something else removes it
     assert "scale" not in net.state_dict()
+    del net.heads
+    assert [k for k, _ in net.named_parameters()][-1] == "body.2.weight"
     assert "Sequential" in repr(net) and "Linear(3, 2, bias=True)" in repr(net)
 
 
@@ -479,6 +481,9 @@ def test_fit_trains_an_mlp_on_moons_past_90_percent():
     assert nn.accuracy(model(x_te), y_te) == history.epochs[-1]["val_accuracy"]
     steps = [s for s, info in seen if not info.end_of_epoch]
     assert steps == list(range(1, 176))
+    last_step = [info for _, info in seen if not info.end_of_epoch][-1]
+    assert last_step.params.keys() == last_step.grads.keys() == model.state_dict().keys()
+    assert all(last_step.params[k] is v for k, v in model.state_dict().items())
     ends = [info for _, info in seen if info.end_of_epoch]
     assert len(ends) == 25 and ends[-1].metrics == history.epochs[-1]
     assert history.metric("epoch") == list(range(25))

@@ -30,8 +30,8 @@ The design, for immutable tensors and a functional gradient:
 >>> x, y = nn.make_moons(200, noise=0.1, generator=tg.random.Generator(0))
 >>> model = nn.MLP(2, [16, 16, 2], generator=tg.random.Generator(1))
 >>> opt = nn.Adam(model.state_dict(), lr=0.02)
->>> history = nn.fit(model, nn.batches(x, y, 32, shuffle=True), nn.cross_entropy, opt,
-...                  epochs=30, metrics={"accuracy": nn.accuracy}, progress=False)
+>>> history = nn.fit(model, nn.batches(x, y, 50, shuffle=True), nn.cross_entropy, opt,
+...                  epochs=20, metrics={"accuracy": nn.accuracy}, progress=False)
 >>> history.epochs[-1]["accuracy"] > 0.9
 True
 """

@@ -70,6 +70,11 @@ class Module:
             self._modules[name] = value
         object.__setattr__(self, name, value)
 
+    def __delattr__(self, name: str) -> None:
+        self._parameters.pop(name, None)
+        self._modules.pop(name, None)
+        object.__delattr__(self, name)
+
     def _children(self) -> Iterator[tuple[str, Module]]:
         for name, child in self._modules.items():
             if isinstance(child, tuple):

@@ -39,6 +39,10 @@ class StepInfo:
     batch_size: int
     end_of_epoch: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # the model's parameters after the step, and the step's gradients (empty at an epoch's
+    # end), both {name: tensor}: what a widget that follows training draws
+    params: Mapping[str, tg.Tensor] = field(default_factory=dict)
+    grads: Mapping[str, tg.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -69,8 +73,8 @@ def _apply(optimizer: Optimizer, params: dict, grads: dict) -> dict:
 
 
 def _step(model: Module, params: dict, inputs, targets, loss: Callable, optimizer: Optimizer):
-    """One training step: ``(new_params, loss value, predictions)``; the predictions and the
-    value are constants (no tape holds them)."""
+    """One training step: ``(new_params, grads, loss value, predictions)``; the predictions
+    and the value are constants (no tape holds them)."""
 
     def objective(p):
         prediction = functional_call(model, p, inputs)
@@ -80,7 +84,7 @@ def _step(model: Module, params: dict, inputs, targets, loss: Callable, optimize
 
     (_, (value, prediction)), grads = tg.value_and_grad(objective, has_aux=True)(params)
     # amp: unscale `grads` here and check them for inf/NaN; a bad step updates no parameter.
-    return _apply(optimizer, params, grads), value, prediction
+    return _apply(optimizer, params, grads), grads, value, prediction
 
 
 def _batch_size(x: Any) -> int:
@@ -193,7 +197,7 @@ def fit(
             mean = _Mean()
             batch = -1
             for batch, (inputs, targets) in enumerate(data):
-                params, value, prediction = _step(
+                params, grads, value, prediction = _step(
                     model, model.state_dict(), inputs, targets, loss, optimizer
                 )
                 model.load_state_dict(params)
@@ -207,7 +211,7 @@ def fit(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4g}", refresh=False)
-                info = StepInfo(epoch, batch, loss_value, n)
+                info = StepInfo(epoch, batch, loss_value, n, params=params, grads=grads)
                 for callback in callbacks:
                     callback(step, info)
             if batch == -1 and history.steps:
@@ -222,7 +226,9 @@ def fit(
                     {f"val_{k}": v for k, v in evaluate(model, validation, loss, metrics).items()}
                 )
             history.epochs.append(row)
-            info = StepInfo(epoch, batch + 1, row.get("loss", float("nan")), 0, True, row)
+            info = StepInfo(
+                epoch, batch + 1, row.get("loss", float("nan")), 0, True, row, model.state_dict()
+            )
             for callback in callbacks:
                 callback(step, info)
     except StopTraining:

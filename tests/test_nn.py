@@ -519,7 +519,7 @@ def test_fit_stops_from_a_callback_and_shows_a_progress_bar(capsys):
 
     history = nn.fit(
         model, nn.batches(x, y, 8), nn.cross_entropy, nn.SGD(model.state_dict(), lr=0.1),
-        epochs=3, callbacks=[stop_after_five],
+        epochs=3, callbacks=stop_after_five,
     )  # fmt: skip
     assert history.stopped and history.steps == 5 and history.epochs == []
     assert all(not np.array_equal(v, before[k]) for k, v in np_params(model).items())

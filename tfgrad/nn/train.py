@@ -144,7 +144,7 @@ def fit(
     loss: Callable[[Any, Any], tg.Tensor],
     optimizer: Optimizer,
     epochs: int = 1,
-    callbacks: Sequence[Callable[[int, StepInfo], Any]] = (),
+    callbacks: Sequence[Callable[[int, StepInfo], Any]] | Callable[[int, StepInfo], Any] = (),
     *,
     metrics: Mapping[str, Metric] | None = None,
     validation: Iterable | None = None,
@@ -160,10 +160,11 @@ def fit(
     ``optimizer`` was made from ``model.state_dict()`` or ``model.parameters()``.
     ``metrics`` maps names to ``metric(prediction, target) -> float`` (e.g.
     :func:`~tfgrad.nn.accuracy`), averaged per epoch on the training batches and, in eval
-    mode, on ``validation`` batches. Each callback is called as ``callback(step, info)`` with
-    the step count so far and a :class:`StepInfo`, after every step and at every epoch's end; a
-    callback may raise :class:`StopTraining`. ``progress`` shows a tqdm bar (``tqdm.auto``: a
-    widget in a notebook, text in a terminal). ``amp`` is reserved for a mixed-precision policy.
+    mode, on ``validation`` batches. Each callback (or the one callable given) is called as
+    ``callback(step, info)`` with the step count so far and a :class:`StepInfo`, after every
+    step and at every epoch's end; a callback may raise :class:`StopTraining`. ``progress``
+    shows a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal). ``amp`` is
+    reserved for a mixed-precision policy (``tfgrad.amp``, to come).
 
     Cost per step: one forward pass and one reverse sweep, plus the optimiser's few
     elementwise ops per parameter, and reading the loss back (``.item()``).
@@ -184,6 +185,7 @@ def fit(
     if int(epochs) < 0:
         raise OptionError(f"fit: epochs must be >= 0, got {epochs}.")
     metrics = dict(metrics or {})
+    callbacks = (callbacks,) if callable(callbacks) else tuple(callbacks)
     history = History()
     try:
         total = int(epochs) * len(data)  # type: ignore[arg-type]

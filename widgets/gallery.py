@@ -1,13 +1,14 @@
 """Every widget, and every panel of the drawing kit, on real tfgrad numbers.
 
 ``notebooks/99_widget_gallery.ipynb`` shows each example, and through it the docs site's
-gallery page shows their snapshots. The chart examples are drafts of the widgets the next
-issues build on the same base, drawn here with the kit so that its design is tested on them:
+gallery page shows their snapshots. The chart examples draw with the kit the widgets that later
+issues build on the same base, so that its design is tested on them:
 
-- :func:`hessian`: contours of a two-variable function with its quadratic model, the Hessian's
-  eigenvectors and the gradient and Newton steps at a point the student drags; the Hessian of a
-  bigger function as a heat map beside its eigenvalues; its top eigenvalue and trace following a
-  descent (streamed with :meth:`~tfgrad_widgets.ChartWidget.extend`);
+- :func:`hessian`, :func:`hessian_n`, :func:`hessian_density`: the :class:`HessianWidget` on a
+  two-variable function (contours, the quadratic model, the eigenvectors and the gradient and
+  Newton steps at a point the student drags), on 12 variables (the exact Hessian as a heat map
+  beside its eigenvalues, tracked along a gradient descent) and on 400 (its eigenvalue density
+  by stochastic Lanczos quadrature, the Hessian never formed);
 - :func:`loss_scale`: dynamic loss scaling (the loss scale on a log axis, overflow steps marked,
   the loss beside it) with controls that restart the run;
 - :func:`checkpointing`: the memory/recompute frontier of uniform checkpointing, the current
@@ -15,8 +16,9 @@ issues build on the same base, drawn here with the kit so that its design is tes
 - :func:`gradient_flow`: the gradient norm reaching each layer of a deep network, as bars.
 
 >>> from tfgrad_widgets import gallery
->>> sorted(gallery.EXAMPLES)
-['checkpointing', 'gradient_flow', 'hessian', 'loss_scale', 'mlp_step', 'tape']
+>>> sorted(gallery.EXAMPLES)  # doctest: +NORMALIZE_WHITESPACE
+['checkpointing', 'gradient_flow', 'hessian', 'hessian_density', 'hessian_n', 'loss_scale',
+ 'mlp_step', 'tape']
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ import numpy as np
 
 import tfgrad as tg
 
-from .chart_widget import ChartWidget, contour_layer
+from .chart_widget import ChartWidget
+from .hessian_widget import HessianWidget
 from .tape_widget import TapeWidget
 
-__all__ = ["EXAMPLES", "tape", "mlp_step", "hessian", "loss_scale", "checkpointing",
-           "gradient_flow"]  # fmt: skip
+__all__ = ["EXAMPLES", "tape", "mlp_step", "hessian", "hessian_n", "hessian_density",
+           "loss_scale", "checkpointing", "gradient_flow"]  # fmt: skip
 
 
 # ---- Tapes --------------------------------------------------------------------------------
@@ -83,100 +86,31 @@ def rosenbrock_n(v):
 LEVELS = [0.05, 0.2, 0.6, 1.5, 4, 10, 25]
 
 
-def local_layers(px: float, py: float, xs: np.ndarray, ys: np.ndarray) -> dict:
-    """What the Hessian says at (px, py): the quadratic model's contours, the eigenvectors
-    (scaled by 1/sqrt|λ|: the model's unit ellipse), a gradient step and the Newton step."""
-    f = lambda v: rosenbrock(v[0], v[1])  # noqa: E731
-    p = tg.tensor([px, py])
-    g = tg.grad(f)(p).numpy()
-    hess = tg.hessian(f)(p).numpy()
-    value = float(f(p))
-    dx, dy = np.meshgrid(xs - px, ys - py)
-    model = value + g[0] * dx + g[1] * dy + 0.5 * (hess[0, 0] * dx * dx + 2 * hess[0, 1] * dx * dy
-                                                   + hess[1, 1] * dy * dy)  # fmt: skip
-    eigenvalues, vectors = np.linalg.eigh(hess)
-    axes = []
-    for lam, v in zip(eigenvalues, vectors.T):
-        length = min(1.2, 1 / math.sqrt(abs(lam))) if lam else 1.2
-        axes += [{"x": px, "y": py, "dx": length * v[0], "dy": length * v[1]},
-                 {"x": px, "y": py, "dx": -length * v[0], "dy": -length * v[1]}]  # fmt: skip
-    newton = -np.linalg.solve(hess, g) if abs(np.linalg.det(hess)) > 1e-12 else -g
-    return {
-        "model_layer": contour_layer(xs, ys, model, LEVELS),
-        "axes": axes,
-        "gradient": [{"x": px, "y": py, "dx": -0.1 * g[0], "dy": -0.1 * g[1]}],
-        "newton": [{"x": px, "y": py, "dx": float(newton[0]), "dy": float(newton[1])}],
-        "eigenvalues": eigenvalues,
-    }
+def hessian() -> HessianWidget:
+    """Drag the point: the quadratic model, the eigenvectors and both steps follow (the exact
+    Hessian at each point, from the kernel)."""
+    return HessianWidget(lambda v: rosenbrock(v[0], v[1]), [-1.2, 1.0], bounds=((-2, 2), (-1, 3)),
+                         levels=LEVELS)  # fmt: skip
 
 
-def hessian() -> ChartWidget:
-    """Drag the point: the quadratic model, eigenvectors and both steps follow. Beside it, the
-    exact Hessian of a 12-variable Rosenbrock function, its eigenvalues, and how the top
-    eigenvalue and the trace change along a gradient descent."""
-    xs, ys = np.linspace(-2, 2, 41), np.linspace(-1, 3, 41)
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    z = rosenbrock(grid_x, grid_y)
-    start = (-1.2, 1.0)
-    local = local_layers(*start, xs, ys)
-    v = tg.tensor(np.linspace(-1.0, 1.5, 12))
-    hess = tg.hessian(rosenbrock_n)(v).numpy()
-    eigenvalues = np.linalg.eigvalsh(hess)
-    steps, top, trace = descent_spectrum(v, 30)
-    chart = ChartWidget({
-        "title": "The Hessian: curvature, the quadratic model, Newton's step",
-        "columns": 2,
-        "panels": [
-            {"id": "landscape", "kind": "xy", "title": "f(x, y): drag the point", "height": 320,
-             "x": {"label": "x", "domain": [-2, 2]}, "y": {"label": "y", "domain": [-1, 3]},
-             "layers": [
-                 contour_layer(xs, ys, z, LEVELS, id="f", color=7, label="f"),
-                 {**local["model_layer"], "id": "model", "color": 0, "dash": True,
-                  "label": "quadratic model"},
-                 {"id": "axes", "kind": "arrow", "arrows": local["axes"], "color": 3,
-                  "label": "eigenvectors"},
-                 {"id": "gradient", "kind": "arrow", "arrows": local["gradient"], "color": 2,
-                  "label": "gradient step"},
-                 {"id": "newton", "kind": "arrow", "arrows": local["newton"], "color": 1,
-                  "label": "Newton step"},
-                 {"id": "point", "kind": "point", "x": start[0], "y": start[1], "color": 1},
-             ]},
-            {"id": "hessian", "kind": "heatmap", "title": "Hessian, 12 variables",
-             "height": 320, "values": hess, "x_labels": list(range(12)),
-             "y_labels": list(range(12)), "colorbar": "∂²f/∂xᵢ∂xⱼ"},
-            {"id": "spectrum", "kind": "bars", "title": "its eigenvalues",
-             "labels": [f"λ{i}" for i in range(12)], "values": eigenvalues,
-             "highlight": [11], "y": {"label": "eigenvalue"}},
-            {"id": "training", "kind": "xy", "title": "along gradient descent",
-             "x": {"label": "step"}, "y": {"label": "value", "scale": "log"},
-             "layers": [{"id": "top", "x": steps, "y": top, "label": "top eigenvalue"},
-                        {"id": "trace", "x": steps, "y": trace, "label": "trace"}]},
-        ],
-    })  # fmt: skip
-
-    def moved(point) -> None:
-        local = local_layers(point[0], point[1], xs, ys)
-        chart.set_layer("landscape", "model", x=local["model_layer"]["x"],
-                        y=local["model_layer"]["y"])  # fmt: skip
-        chart.set_layer("landscape", "axes", arrows=local["axes"])
-        chart.set_layer("landscape", "gradient", arrows=local["gradient"])
-        chart.set_layer("landscape", "newton", arrows=local["newton"])
-
-    chart.on_view("landscape.point", moved)
-    return chart
+def hessian_n(n_steps: int = 30, rate: float = 0.01) -> HessianWidget:
+    """The exact Hessian of a 12-variable Rosenbrock function as a heat map beside its
+    eigenvalues, followed along ``n_steps`` of gradient descent: the widget is the loop's
+    callback (``track(step, x=v)``), so the picture ends at the last point and the last panel
+    holds the top eigenvalue and the trace at every step."""
+    v = np.linspace(-1.0, 1.5, 12)
+    widget = HessianWidget(rosenbrock_n, v)
+    for step in range(n_steps):
+        widget.track(step, x=v)
+        v = v - rate * tg.grad(rosenbrock_n)(tg.tensor(v)).numpy()
+    widget.flush()
+    return widget
 
 
-def descent_spectrum(v, n_steps: int, start: int = 0, rate: float = 0.01) -> tuple:
-    """Gradient descent on the 12-variable Rosenbrock function: at each step, the exact
-    Hessian's largest eigenvalue and its trace."""
-    steps, top, trace = [], [], []
-    for step in range(start, start + n_steps):
-        hess = tg.hessian(rosenbrock_n)(v).numpy()
-        steps.append(step)
-        top.append(float(np.linalg.eigvalsh(hess)[-1]))
-        trace.append(float(np.trace(hess)))
-        v = v - rate * tg.grad(rosenbrock_n)(v)
-    return steps, top, trace
+def hessian_density(n: int = 400) -> HessianWidget:
+    """A Rosenbrock function of ``n`` variables: past ``max_heatmap`` the widget never forms
+    the Hessian and draws its eigenvalue density by stochastic Lanczos quadrature."""
+    return HessianWidget(rosenbrock_n, np.linspace(-1.0, 1.5, n))
 
 
 # ---- Mixed precision --------------------------------------------------------------------
@@ -344,5 +278,6 @@ def gradient_flow() -> ChartWidget:
     }, view={"flow.yscale": "log"})  # fmt: skip
 
 
-EXAMPLES = {"tape": tape, "mlp_step": mlp_step, "hessian": hessian, "loss_scale": loss_scale,
+EXAMPLES = {"tape": tape, "mlp_step": mlp_step, "hessian": hessian, "hessian_n": hessian_n,
+            "hessian_density": hessian_density, "loss_scale": loss_scale,
             "checkpointing": checkpointing, "gradient_flow": gradient_flow}  # fmt: skip

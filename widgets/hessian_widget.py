@@ -3,7 +3,8 @@
 - **Two variables** (``HessianWidget(f, x0, bounds=...)``): contours of ``f``, the contours of
   its quadratic model at a point the student drags, the Hessian's eigenvectors (each scaled by
   its eigenvalue) from that point, the Newton step ``-H⁻¹g`` and a gradient step ``-rate·g``;
-  beside it, the eigenvalues as bars, the two step lengths in that panel's title. A drag writes
+  beside it, the eigenvalues as bars (their values on them), the two step lengths in that
+  panel's title. A drag writes
   the point into ``view`` (the kit's draggable handle); the kernel recomputes everything with
   ``tfgrad.grad`` and ``tfgrad.hessian`` (exact, never finite differences) and answers with a
   few ``set`` patches.
@@ -212,11 +213,10 @@ class HessianWidget(ChartWidget):
 
     @staticmethod
     def _numbers_title(local: dict) -> str:
-        lam = local["eigenvalues"]
+        # the step lengths (the eigenvalues are on their bars): short enough for half a column
         newton = local["newton_length"]
-        return (f"λ {fmt(lam[0])}, {fmt(lam[1])} · |Newton| "
-                f"{'undefined (H singular)' if newton is None else fmt(newton)} · |gradient| "
-                f"{fmt(local['gradient_length'])}")  # fmt: skip
+        return (f"|Newton| {'undefined (H singular)' if newton is None else fmt(newton)} · "
+                f"|gradient| {fmt(local['gradient_length'])}")  # fmt: skip
 
     def move_to(self, point: Any) -> None:
         """Recompute at ``point`` (what a drag does) and send the new layers as patches."""
@@ -270,7 +270,7 @@ class HessianWidget(ChartWidget):
     def _matrix_fields(self, local: dict) -> dict:
         labels = [str(i) for i in range(self.n)]
         return {"values": local["hessian"], "x_labels": labels, "y_labels": labels,
-                "title": f"exact Hessian ∂²f/∂xᵢ∂xⱼ, all {self.n} × {self.n}"}  # fmt: skip
+                "title": f"exact Hessian, all {self.n} × {self.n}"}  # fmt: skip
 
     def _spectrum_fields(self, local: dict) -> dict:
         lam = local["eigenvalues"]
@@ -289,8 +289,8 @@ class HessianWidget(ChartWidget):
     def _density_figure(self, x0, title) -> dict:
         fields = self._density_fields(x0)
         return {
-            "title": title or (f"The Hessian of f at a point: {self.n} variables (n > "
-                               f"{self.max_heatmap}: its eigenvalue density, H never formed)"),
+            "title": title or (f"The Hessian's eigenvalue density: {self.n} variables "
+                               f"(n > {self.max_heatmap}: H is never formed)"),
             "panels": [
                 {"id": "density", "kind": "xy", "title": fields["title"], "height": 300,
                  "legend": "below", "x": {"label": "eigenvalue"},

@@ -57,7 +57,7 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
         many = HessianWidget(chained, np.linspace(-1.0, 1.5, 12))
         dense = HessianWidget(chained, np.linspace(-1.0, 1.5, 12), max_bars=6)
         slq = HessianWidget(chained, np.linspace(-1.0, 1.5, 60))  # past max_heatmap
-    assert slq.panel("density") and "H never formed" in slq.data["title"]
+    assert slq.panel("density") and "H is never formed" in slq.data["title"]
     widgets = {"two": two, "many": many, "histogram": dense, "slq": slq}
     for name, w in widgets.items():
         for width in (1000, 420):
@@ -117,6 +117,6 @@ def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
     np.testing.assert_allclose(w.data["local"]["point"], point)
     assert _live_equals(page, figure_svg(w.data, w.view, width))
     title = page.locator('[data-panel="curvature"] .tf-title').text_content()
-    assert title.startswith("λ ") and "|Newton|" in title
+    assert title.startswith("|Newton| ") and "|gradient|" in title
     page.screenshot(path=str(artifacts_dir / "hessian_widget.png"))
     assert not page.errors, page.errors

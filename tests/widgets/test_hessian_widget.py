@@ -47,7 +47,11 @@ def test_the_state_holds_the_exact_hessian_and_its_eigenvalues(backend):
     assert (newton["x"], newton["y"]) == (-1.2, 1.0)
     assert [newton["dx"], newton["dy"]] == local["newton_step"]
     title = w.panel("curvature")["title"]
-    assert f"|Newton| {fmt(local['newton_length'])}" in title and "λ 23.6, 1506" in title
+    assert title == f"|Newton| {fmt(local['newton_length'])} · |gradient| " + fmt(
+        local["gradient_length"]
+    )
+    svg = w.snapshot()
+    assert ">23.6</text>" in svg and ">1506</text>" in svg  # the eigenvalues, on their bars
     # eigenvectors scaled by eigenvalue: the lengths are in the eigenvalues' ratio
     lengths = [np.hypot(a["dx"], a["dy"]) for a in w.layer("landscape", "eigenvectors")["arrows"]]
     lam = np.linalg.eigvalsh(h)
@@ -169,7 +173,7 @@ def test_past_max_heatmap_the_density_by_slq_and_never_the_hessian(backend, monk
     monkeypatch.setattr(tg, "hessian", forbidden)
     w = HessianWidget(f, x, max_heatmap=4, probes=6)
     assert [p["id"] for p in w.data["panels"]] == ["density"]  # no heat map, no spectrum
-    assert "H never formed" in w.data["title"] and "n > 4" in w.data["title"]
+    assert "H is never formed" in w.data["title"] and "n > 4" in w.data["title"]
     panel = w.panel("density")
     assert "SLQ, 72 HVPs" in panel["title"]
     assert "6 probes × 12 steps" in w.layer("density", "density")["label"]

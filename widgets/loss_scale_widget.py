@@ -204,8 +204,10 @@ class LossScaleWidget(ChartWidget):
     def restart(self, **config: Any) -> None:
         """Clear the panels, update ``config`` with ``config``, and call ``run(config, self)``."""
         if self.run is None:
-            raise ValueError("LossScaleWidget.restart needs a run: LossScaleWidget(run=fn), "
-                             "with fn(config, widget) training and calling widget.update")
+            raise ValueError(
+                "LossScaleWidget.restart needs a run: LossScaleWidget(run=fn), "
+                "with fn(config, widget) training and calling widget.update"
+            )
         unknown = set(config) - set(CONFIG_KEYS)
         if unknown:
             raise ValueError(f"LossScaleWidget.restart takes {list(CONFIG_KEYS)}; got "

@@ -377,12 +377,12 @@ def xy_body(panel: dict, view: dict, w: float, h: float) -> str:
         css = color(c)
         lid = esc(layer.get("id", str(index)))
         if kind in ("line", "path"):
-            out.append(_line(layer, fx, fy, css, lid, kind))
+            out.append(_clip_to_plot(g, _line(layer, fx, fy, css, lid, kind)))
         elif kind == "scatter":
             chosen = view.get(f"{pid}.{layer.get('id', str(index))}", layer.get("selected"))
             out.append(_scatter(layer, fx, fy, css, lid, chosen))
         elif kind == "arrow":
-            out.append(_arrows(layer, fx, fy, css, lid))
+            out.append(_clip_to_plot(g, _arrows(layer, fx, fy, css, lid)))
         elif kind == "point":  # where the student dragged it, else where the data puts it
             key = f"{pid}.{layer.get('id', str(index))}"
             x, y = view[key] if key in view else (layer.get("x"), layer.get("y"))
@@ -397,6 +397,19 @@ def xy_body(panel: dict, view: dict, w: float, h: float) -> str:
     else:
         out.append(_legend(entries, g["left"] + g["pw"] - 8, g["top"] + 8))
     return "".join(out)
+
+
+def _clip_to_plot(g: dict, body: str) -> str:
+    """``body`` cut at the plot's edges: a nested ``<svg>`` whose viewBox is the plot box, so
+    the coordinates inside stay the panel's (no clipPath, whose id would have to be unique in
+    the page). Lines, contours and arrows (a long Newton step) go in it; points and labels do
+    not, so a point at the edge keeps its label."""
+    if not body:
+        return ""
+    box = f'{num(g["left"])} {num(g["top"])} {num(g["pw"])} {num(g["ph"])}'
+    return (f'<svg class="tf-clip" x="{num(g["left"])}" y="{num(g["top"])}" '
+            f'width="{num(g["pw"])}" height="{num(g["ph"])}" viewBox="{box}" '
+            f'overflow="hidden">{body}</svg>')  # fmt: skip
 
 
 def legend_entries(panel: dict) -> list:

@@ -333,13 +333,13 @@ function xyBody(panel, view, w, h) {
     const css = color(c);
     const lid = esc(layer.id || String(index));
     if (kind === "line" || kind === "path") {
-      out.push(line(layer, fx, fy, css, lid, kind));
+      out.push(clipToPlot(g, line(layer, fx, fy, css, lid, kind)));
     } else if (kind === "scatter") {
       const key = `${pid}.${layer.id || String(index)}`;
       const chosen = key in view ? view[key] : layer.selected ?? null;
       out.push(scatter(layer, fx, fy, css, lid, chosen));
     } else if (kind === "arrow") {
-      out.push(arrows(layer, fx, fy, css, lid));
+      out.push(clipToPlot(g, arrows(layer, fx, fy, css, lid)));
     } else if (kind === "point") { // where the student dragged it, else where the data puts it
       const key = `${pid}.${layer.id || String(index)}`;
       const [x, y] = key in view ? view[key] : [layer.x ?? null, layer.y ?? null];
@@ -358,6 +358,15 @@ function xyBody(panel, view, w, h) {
     out.push(legendSVG(entries, g.left + g.pw - 8, g.top + 8));
   }
   return out.join("");
+}
+
+function clipToPlot(g, body) {
+  // body cut at the plot's edges: a nested <svg> whose viewBox is the plot box (no clipPath id)
+  if (!body) return "";
+  const box = `${num(g.left)} ${num(g.top)} ${num(g.pw)} ${num(g.ph)}`;
+  return `<svg class="tf-clip" x="${num(g.left)}" y="${num(g.top)}" ` +
+    `width="${num(g.pw)}" height="${num(g.ph)}" viewBox="${box}" ` +
+    `overflow="hidden">${body}</svg>`;
 }
 
 function legendEntries(panel) {

@@ -83,6 +83,7 @@ class LossScaleWidget(ChartWidget):
         self.run = run
         self.config = {**DEFAULT_CONFIG, **(config or {})}
         self.heading = title
+        self.metrics: dict | None = None  # a replay's recorded totals
         self._reset_counts()
         figure = {
             "title": self._title(),

@@ -153,6 +153,55 @@ def _matmul(a, b):
     return np.matmul(a.astype(c, copy=False), b.astype(c, copy=False)).astype(a.dtype, copy=False)
 
 
+# ---- Convolution: conv2d and its two transposes (see tfgrad.ops.conv for the math) ----
+def _conv_windows(x, kernel_size, stride, padding, dilation):
+    """``x`` (N, C, H, W) zero-padded, as the view (N, C, OH, OW, KH, KW) of the window each
+    output position reads: ``windows[n, c, i, j, p, q] = x_pad[n, c, i*sh + p*dh, j*sw + q*dw]``
+    (a strided view: no copy until the product reads it)."""
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    kh, kw = kernel_size
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
+    return windows[:, :, ::sh, ::sw, ::dh, ::dw]
+
+
+def _conv2d(x, w, stride, padding, dilation):
+    # y[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]
+    c = _compute_dtype(x.dtype)
+    windows = _conv_windows(x.astype(c, copy=False), w.shape[2:], stride, padding, dilation)
+    out = np.tensordot(windows, w.astype(c, copy=False), axes=((1, 4, 5), (1, 2, 3)))
+    return _copy(out.transpose(0, 3, 1, 2)).astype(x.dtype, copy=False)  # (N, OH, OW, O) -> NCHW
+
+
+def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
+    # dx[n, c, h, v] = sum over o, p, q and the (i, j) with i*sh + p*dh - ph = h and
+    # j*sw + q*dw - pw = v of g[n, o, i, j] w[o, c, p, q]: each tap (p, q) adds g's product
+    # with w[:, :, p, q] to the strided window of the padded input it read
+    dtype = g.dtype
+    c = _compute_dtype(dtype)
+    g, w = g.astype(c, copy=False), w.astype(c, copy=False)
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    (n, _, oh, ow), (_, channels, kh, kw) = g.shape, w.shape
+    h, v = input_size
+    out = np.zeros((n, channels, h + 2 * ph, v + 2 * pw), c)
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+            out[:, :, rows, cols] += np.einsum("noij,oc->ncij", g, w[:, :, p, q])
+    return _copy(out[:, :, ph : ph + h, pw : pw + v]).astype(dtype, copy=False)
+
+
+def _conv2d_weight_grad(x, g, kernel_size, stride, padding, dilation):
+    # dw[o, c, p, q] = sum_{n, i, j} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] g[n, o, i, j]
+    c = _compute_dtype(x.dtype)
+    windows = _conv_windows(x.astype(c, copy=False), kernel_size, stride, padding, dilation)
+    out = np.tensordot(g.astype(c, copy=False), windows, axes=((0, 2, 3), (0, 2, 3)))
+    return _copy(out).astype(x.dtype, copy=False)
+
+
 def _arange(start, step, n, dtype):
     return (start + step * np.arange(n, dtype=np.float64)).astype(dtype)
 
@@ -229,7 +278,12 @@ INDEXING = {
     "take": lambda x, indices, axis: np.take(x, indices, axis=axis),
     "scatter_add": _scatter_add,
 }
-LINALG = {"matmul": _matmul}
+LINALG = {
+    "matmul": _matmul,
+    "conv2d": _conv2d,
+    "conv2d_input_grad": _conv2d_input_grad,
+    "conv2d_weight_grad": _conv2d_weight_grad,
+}
 CREATION = {
     "full": lambda shape, value, dtype: np.full(shape, value, dtype=dtype),
     "arange": _arange,

@@ -91,8 +91,8 @@ from .reduce import (
 _install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
 
 __all__ = [
-    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "conv2d", "cos", "cumprod",
-    "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "conv2d", "cos",
+    "cumprod", "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem",
     "greater", "greater_equal", "less", "less_equal", "linear_recurrence", "linspace", "log",
     "log1p", "log_softmax", "logsumexp",
     "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",

@@ -177,8 +177,8 @@ def _conv2d(x, w, stride, padding, dilation):
 
 def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
     # dx[n, c, h, v] = sum over o, p, q and the (i, j) with i*sh + p*dh - ph = h and
-    # j*sw + q*dw - pw = v of g[n, o, i, j] w[o, c, p, q]: each tap (p, q) adds g's product
-    # with w[:, :, p, q] to the strided window of the padded input it read
+    # j*sw + q*dw - pw = v of g[n, o, i, j] w[o, c, p, q]: one product gives every tap's
+    # columns; each tap (p, q) adds its own to the strided window of the padded input it read
     dtype = g.dtype
     c = _compute_dtype(dtype)
     g, w = g.astype(c, copy=False), w.astype(c, copy=False)
@@ -186,11 +186,13 @@ def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
     (n, _, oh, ow), (_, channels, kh, kw) = g.shape, w.shape
     h, v = input_size
     out = np.zeros((n, channels, h + 2 * ph, v + 2 * pw), c)
+    # (N, OH, OW, C, KH, KW) -> (N, C, KH, KW, OH, OW)
+    taps = np.tensordot(g, w, axes=((1,), (0,))).transpose(0, 3, 4, 5, 1, 2)
     for p in range(kh):
         for q in range(kw):
             rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
             cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
-            out[:, :, rows, cols] += np.einsum("noij,oc->ncij", g, w[:, :, p, q])
+            out[:, :, rows, cols] += taps[:, :, p, q]
     return _copy(out[:, :, ph : ph + h, pw : pw + v]).astype(dtype, copy=False)
 
 

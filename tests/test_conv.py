@@ -207,3 +207,13 @@ def test_a_failed_conv_leaves_the_tape_usable(backend):
     # d sum(y) / dw[p, q] = the sum of the input window each tap reads
     windows = np.lib.stride_tricks.sliding_window_view(x.numpy()[0, 0], (3, 3))
     np.testing.assert_allclose(dw.numpy()[0, 0], windows.sum(axis=(0, 1)))
+
+
+def test_dtypes_promote_and_arrays_and_lists_are_taken(backend):
+    x = np.arange(32.0).reshape(1, 2, 4, 4)
+    w = np.ones((1, 2, 2, 2), np.float32)
+    y = tg.conv2d(tg.tensor(x.astype(np.float32)), tg.tensor(w.astype(np.float64)), stride=2)
+    assert y.dtype.name == "float64" and y.shape == (1, 1, 2, 2)
+    np.testing.assert_array_equal(y.numpy(), conv2d_reference(x, w.astype(np.float64), 2))
+    z = tg.conv2d(x.tolist(), w, padding=[1, 0])  # a list, an array, a padding given as a list
+    np.testing.assert_array_equal(z.numpy(), conv2d_reference(x, w.astype(np.float64), 1, (1, 0)))

@@ -88,12 +88,12 @@ def _batched(prim: Primitive, slots: tuple[tuple[int, int], tuple[int, int]]):
     return rule
 
 
-# ---- Conv2d: y = conv2d(x, w) ----
-conv2d_p = Primitive("conv2d", 2, family=LINALG)
-# ---- Its input transpose: dx = conv2d_input_grad(g, w), the transposed convolution ----
-conv2d_input_grad_p = Primitive("conv2d_input_grad", 2, family=LINALG)
-# ---- Its weight gradient: dw = conv2d_weight_grad(x, g) ----
-conv2d_weight_grad_p = Primitive("conv2d_weight_grad", 2, family=LINALG)
+# ---- The three primitives, declared together: each one's rules are the other two ----
+# Bilinear, not linear (Primitive's ``linear`` means linear in every input at once), so each
+# has a JVP rule per input: the tangent in that slot, the other input as it is.
+conv2d_p = Primitive("conv2d", 2, family=LINALG)  # y = conv2d(x, w)
+conv2d_input_grad_p = Primitive("conv2d_input_grad", 2, family=LINALG)  # dx = ...(g, w)
+conv2d_weight_grad_p = Primitive("conv2d_weight_grad", 2, family=LINALG)  # dw = ...(x, g)
 
 
 def _input_grad(g, w, x_shape, stride, padding, dilation):
@@ -110,7 +110,7 @@ def _conv(x, w, stride, padding, dilation):
     return bind(conv2d_p, x, w, stride=stride, padding=padding, dilation=dilation)
 
 
-# conv2d: <g, y> = T(x, w, g); dx = ∂T/∂x, dw = ∂T/∂w
+# ---- conv2d: <g, y> = T(x, w, g); dx = ∂T/∂x, dw = ∂T/∂w ----
 def conv2d_vjp_x(g, ans, x, w, stride, padding, dilation):
     return _input_grad(g, w, x.shape, stride, padding, dilation)
 
@@ -120,7 +120,7 @@ def conv2d_vjp_w(g, ans, x, w, stride, padding, dilation):
 
 
 conv2d_p.defvjp(conv2d_vjp_x, conv2d_vjp_w)
-conv2d_p.defjvp(  # bilinear: the tangent in one slot, the other input as it is
+conv2d_p.defjvp(
     lambda t, ans, x, w, **params: _conv(t, w, **params),
     lambda t, ans, x, w, **params: _conv(x, t, **params),
 )
@@ -128,7 +128,7 @@ conv2d_p.defjvp(  # bilinear: the tangent in one slot, the other input as it is
 conv2d_p.def_batched_jvp(_batched(conv2d_p, ((0, 0), (0, 1))))
 
 
-# conv2d_input_grad(g, w): <u, dx> = T(u, w, g)
+# ---- conv2d_input_grad(g, w): <u, dx> = T(u, w, g) ----
 def input_grad_vjp_g(u, ans, g, w, input_size, stride, padding, dilation):
     return _conv(u, w, stride, padding, dilation)
 
@@ -146,7 +146,7 @@ conv2d_input_grad_p.defjvp(
 conv2d_input_grad_p.def_batched_jvp(_batched(conv2d_input_grad_p, ((0, 1), (0, 1))))
 
 
-# conv2d_weight_grad(x, g): <u, dw> = T(x, u, g)
+# ---- conv2d_weight_grad(x, g): <u, dw> = T(x, u, g) ----
 def weight_grad_vjp_x(u, ans, x, g, kernel_size, stride, padding, dilation):
     return _input_grad(g, u, x.shape, stride, padding, dilation)
 

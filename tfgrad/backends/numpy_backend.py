@@ -154,25 +154,39 @@ def _matmul(a, b):
 
 
 # ---- Convolution: conv2d and its two transposes (see tfgrad.ops.conv for the math) ----
-def _conv_windows(x, kernel_size, stride, padding, dilation):
-    """``x`` (N, C, H, W) zero-padded, as the view (N, C, OH, OW, KH, KW) of the window each
-    output position reads: ``windows[n, c, i, j, p, q] = x_pad[n, c, i*sh + p*dh, j*sw + q*dw]``
-    (a strided view: no copy until the product reads it)."""
+def _im2col(x, kernel_size, stride, padding, dilation):
+    """``x`` (N, C, H, W) as the columns (N, C*KH*KW, OH*OW) of the windows its output
+    positions read: ``cols[n, (c, p, q), (i, j)] = x_pad[n, c, i*sh + p*dh, j*sw + q*dw]``
+    (zero padding). The copy runs along output rows, contiguous runs of OW elements."""
     (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
     kh, kw = kernel_size
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
     span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
     windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
-    return windows[:, :, ::sh, ::sw, ::dh, ::dw]
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, OH, OW, KH, KW), a strided view
+    n, c, oh, ow = windows.shape[:4]
+    return np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3)).reshape(
+        n, c * kh * kw, oh * ow
+    )
 
 
 def _conv2d(x, w, stride, padding, dilation):
     # y[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]
+    # y[n] = w (O, C*KH*KW) @ cols[n]: one batched product, already NCHW
     c = _compute_dtype(x.dtype)
-    windows = _conv_windows(x.astype(c, copy=False), w.shape[2:], stride, padding, dilation)
-    out = np.tensordot(windows, w.astype(c, copy=False), axes=((1, 4, 5), (1, 2, 3)))
-    return _copy(out.transpose(0, 3, 1, 2)).astype(x.dtype, copy=False)  # (N, OH, OW, O) -> NCHW
+    cols = _im2col(x.astype(c, copy=False), w.shape[2:], stride, padding, dilation)
+    (n, _, h, v), o = x.shape, w.shape[0]
+    out = np.matmul(w.reshape(o, cols.shape[1]).astype(c, copy=False), cols)
+    oh, ow = _conv_out(h, v, w.shape[2:], stride, padding, dilation)
+    return out.reshape(n, o, oh, ow).astype(x.dtype, copy=False)
+
+
+def _conv_out(h, v, kernel_size, stride, padding, dilation):
+    return tuple(
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, k, s, p, d in zip((h, v), kernel_size, stride, padding, dilation)
+    )
 
 
 def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
@@ -198,10 +212,13 @@ def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
 
 def _conv2d_weight_grad(x, g, kernel_size, stride, padding, dilation):
     # dw[o, c, p, q] = sum_{n, i, j} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] g[n, o, i, j]
+    # dw = sum_n g[n] (O, OH*OW) @ cols[n]ᵀ (BLAS reads the transpose in place)
     c = _compute_dtype(x.dtype)
-    windows = _conv_windows(x.astype(c, copy=False), kernel_size, stride, padding, dilation)
-    out = np.tensordot(g.astype(c, copy=False), windows, axes=((0, 2, 3), (0, 2, 3)))
-    return _copy(out).astype(x.dtype, copy=False)
+    cols = _im2col(x.astype(c, copy=False), kernel_size, stride, padding, dilation)
+    n, o, oh, ow = g.shape
+    g3 = g.astype(c, copy=False).reshape(n, o, oh * ow)
+    out = np.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0)
+    return out.reshape((o, x.shape[1]) + tuple(kernel_size)).astype(x.dtype, copy=False)
 
 
 def _arange(start, step, n, dtype):

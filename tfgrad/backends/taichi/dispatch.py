@@ -6,7 +6,7 @@ Three implementations exist on the CPU:
 - ``"blas"``: the reference backend's function for a float32/float64 op of the linear-algebra
   family: ``np.matmul`` for a matmul (OpenBLAS is about twice as fast as the Taichi matmul on
   large products and far faster on small ones: benchmarks/README.md, "Matmul"), an im2col
-  ``np.tensordot`` for a convolution (faster than the direct Taichi loops at every size
+  product for a convolution (faster than the Taichi kernels at every size
   measured: benchmarks/README.md, "Convolution");
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a

@@ -1,4 +1,4 @@
-"""tfgrad's few global switches, in one place: the backend and numerics checking.
+"""tfgrad's few global switches, in one place: the backend, numerics checking, the cast hook.
 
 ``tfgrad.init(backend="taichi", arch="cpu")`` picks where numbers live and kernels run; it is
 called with those defaults on first use. ``use_backend`` switches for a ``with`` block.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .backends import pool
 from .backends.base import get_backend_class
@@ -23,6 +23,12 @@ DEFAULT_ARCH = os.environ.get("TFGRAD_ARCH", "cpu")
 _current: Any = None
 _instances: dict[tuple, Any] = {}
 _check_numerics = False
+# The cast hook: ``policy(op_name, args) -> args``, or None (no casting, the common case, one
+# comparison per op). ``bind`` hands it every primitive's arguments before any trace sees them,
+# and ``to_float`` every composite's input (softmax, mean, ...), so the casts it makes are ops
+# like any other: recorded on tapes, differentiated. ``tfgrad.amp.autocast`` sets it; the core
+# knows nothing of amp.
+_cast_policy: Callable[[str, tuple], tuple] | None = None
 
 
 def _make(backend: str, **options) -> Any:
@@ -100,6 +106,15 @@ def check_numerics(enabled: bool = True) -> Iterator[None]:
 
 def numerics_checked() -> bool:
     return _check_numerics
+
+
+def set_cast_policy(policy: Callable[[str, tuple], tuple] | None) -> Any:
+    """Install the cast hook (see ``_cast_policy`` above) and return the one it replaces, for
+    the caller to restore. A feature's hook: ``tfgrad.amp.autocast`` is the public switch."""
+    global _cast_policy
+    previous = _cast_policy
+    _cast_policy = policy
+    return previous
 
 
 def empty_cache() -> int:

@@ -112,8 +112,11 @@ def shape_of(x: Any) -> tuple[int, ...]:
 
 
 def to_float(x: Any, op: str) -> Tensor:
-    """``x`` as a floating tensor: integers and bools become float64, as in NumPy."""
+    """``x`` as a floating tensor: integers and bools become float64, as in NumPy. The
+    composites start here, so a cast hook (``tfgrad.amp.autocast``) sees them by ``op``."""
     x = as_tensor(x)
+    if config._cast_policy is not None:
+        (x,) = config._cast_policy(op, (x,))
     return x if x.dtype.is_floating else bind(cast_p, x, dtype=float64.numpy)
 
 

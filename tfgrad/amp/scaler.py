@@ -299,7 +299,8 @@ class AMPPolicy:
             new = used
             successful = self._tracker + 1
             if successful == cfg.growth_interval:
-                grown = np.float32(float(used) * cfg.growth_factor)
+                with np.errstate(over="ignore"):  # an overflow to inf is caught below
+                    grown = np.float32(float(used) * cfg.growth_factor)
                 if np.isfinite(grown):  # never grow past float32's range to inf
                     new = grown
                 self._tracker = 0

@@ -277,6 +277,22 @@ def test_autocast_records_its_casts_and_gradients_reach_float32_leaves_in_float3
     np.testing.assert_allclose(gw.numpy(), fw.numpy(), rtol=2e-2, atol=2e-2)
 
 
+def test_autocast_casts_a_mixed_matmul_down_without_a_round_trip():
+    # float16 @ float32 promotes to float32 outside autocast; inside, only the float32 operand
+    # is cast (down), as PyTorch's autocast casts before type promotion.
+    h, w = tg.astype(_f32(3, 4), "float16"), _f32(4, 2, seed=1)
+    assert (h @ w).dtype is tg.float32
+    for product in (tg.matmul, tg.dot):
+        with tg.GradientTape() as tape:
+            h_, w_ = tape.watch(h), tape.watch(w)
+            with autocast("float16"):
+                y = product(h_, w_)
+        assert y.dtype is tg.float16
+        seen = [(r.op, r.input_dtypes, r.dtype) for r in tape.records]
+        assert seen == [("cast", ("float32",), "float16"),
+                        ("matmul", ("float16", "float16"), "float16")]  # fmt: skip
+
+
 def test_autocast_matmul_rounds_its_inputs_and_accumulates_in_float32(backend):
     # 4096 ones: float16 accumulation would stall at 2048 (2048 + 1 rounds to 2048).
     with autocast("float16"):

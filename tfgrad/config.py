@@ -24,10 +24,11 @@ _current: Any = None
 _instances: dict[tuple, Any] = {}
 _check_numerics = False
 # The cast hook: ``policy(op_name, args) -> args``, or None (no casting, the common case, one
-# comparison per op). ``bind`` hands it every primitive's arguments before any trace sees them,
-# and ``to_float`` every composite's input (softmax, mean, ...), so the casts it makes are ops
-# like any other: recorded on tapes, differentiated. ``tfgrad.amp.autocast`` sets it; the core
-# knows nothing of amp.
+# comparison per op). ``bind`` hands it every primitive's arguments before any trace sees them;
+# the front ends that name their op hand it theirs before promoting (``to_float``: softmax,
+# mean and the other composites; ``promote_args_nobroadcast``: matmul, dot). The casts it makes
+# are ops like any other: recorded on tapes, differentiated. ``tfgrad.amp.autocast`` sets it;
+# the core knows nothing of amp.
 _cast_policy: Callable[[str, tuple], tuple] | None = None
 
 

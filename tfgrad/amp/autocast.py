@@ -2,10 +2,11 @@
 
 Inside ``with autocast("float16"):``
 
-- an op on the *allow* list (:data:`AUTOCAST_ALLOW`: matmul, which ``@`` and ``dot`` reach, and
-  the convolutions and einsum where tfgrad has them) has its float32, float16 and bfloat16
-  inputs cast to the low-precision dtype: it reads 16-bit operands and, as every tfgrad kernel
-  does for halves, multiplies and accumulates in float32, rounding once to the 16-bit output;
+- an op on the *allow* list (:data:`AUTOCAST_ALLOW`: matmul (``@``), dot, and the
+  convolutions and einsum where tfgrad has them) has its float32, float16 and bfloat16 inputs
+  cast to the low-precision dtype, before the front end promotes them: it reads 16-bit
+  operands and, as every tfgrad kernel does for halves, multiplies and accumulates in float32,
+  rounding once to the 16-bit output;
 - an op on the *deny* list (:data:`AUTOCAST_DENY`: exp, log, sum, softmax, mean, var, norms and
   losses, ...) has its float16 and bfloat16 inputs cast up to float32, where their range and
   accumulation need it;
@@ -18,14 +19,15 @@ kernel per input per op; nothing is cached between ops (PyTorch caches the cast 
 weight within a block: here two uses of a weight cast it twice).
 
 The switch is the core's one cast hook (``tfgrad.config.set_cast_policy``), which ``bind``
-consults for every primitive and ``to_float`` for every composite (softmax, mean, var, ...,
-which are not primitives). The hook is installed while any thread is inside an autocast block
-and removed after the last one leaves; which lists apply is kept per thread, so a block in one
-thread changes no op of another (as PyTorch's thread-local autocast state). Leaving a block
-restores the previous state, also when the block raises; blocks nest (the innermost wins, and
-``autocast(enabled=False)`` switches casting off inside). Two cautions: a block must be left in
-the thread that entered it (a generator suspended inside one keeps it open), and a
-``tfgrad.jit`` program keeps the casts it was traced with: trace it inside the block it runs in.
+consults for every primitive, ``to_float`` for every composite (softmax, mean, var, ..., which
+are not primitives) and matmul's promotion before it promotes. The hook is installed while any
+thread is inside an autocast block and removed after the last one leaves; which lists apply is
+kept per thread, so a block in one thread changes no op of another (as PyTorch's thread-local
+autocast state). Leaving a block restores the previous state, also when the block raises;
+blocks nest (the innermost wins, and ``autocast(enabled=False)`` switches casting off inside).
+Two cautions: a block must be left in the thread that entered it (a generator suspended inside
+one keeps it open), and a ``tfgrad.jit`` program keeps the casts it was traced with: trace it
+inside the block it runs in.
 
 Run the backward sweep (``tape.gradient``) after the block, as PyTorch advises: the rules then
 run in the dtypes the forward chose.
@@ -47,7 +49,7 @@ from ..tensor import Tensor
 __all__ = ["autocast", "autocast_dtype", "AUTOCAST_ALLOW", "AUTOCAST_DENY", "TARGET_DTYPES"]
 
 # By name, so that an op another module adds later (conv2d) is covered once it exists.
-AUTOCAST_ALLOW = ("matmul", "conv1d", "conv2d", "conv3d", "einsum")
+AUTOCAST_ALLOW = ("matmul", "dot", "conv1d", "conv2d", "conv3d", "einsum")
 AUTOCAST_DENY = (
     # primitives
     "exp", "expm1", "log", "log1p", "pow", "tan", "sum", "prod", "cumsum", "cumprod",

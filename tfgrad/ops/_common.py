@@ -239,9 +239,13 @@ def astype(x: Any, dtype: Any) -> Tensor:
 
 
 def promote_args_nobroadcast(op: str, args) -> list[Tensor]:
-    """Promote a sequence of arguments to one dtype (shapes are checked by the caller)."""
+    """Promote a sequence of arguments to one dtype (shapes are checked by the caller). A cast
+    hook sees them first, by ``op``: under autocast, matmul of a float16 and a float32 tensor
+    casts the float32 one down, rather than the float16 one up and both down again."""
     args = list(args)
     if not args:
         raise ShapeError(f"{op}: needs at least one tensor.")
+    if config._cast_policy is not None:
+        args = list(config._cast_policy(op, tuple(args)))
     dt = result_dtype(*(dtype_of(a) for a in args))
     return [as_tensor(a, dt) for a in args]

@@ -69,6 +69,12 @@ def test_scale_is_a_float32_and_never_grows_to_inf():
     top = AMPPolicy(AMPConfig(enabled=True, initial_scale=2.0**127, growth_interval=2))
     assert run_trace(top, [C, C, C]) == [(2.0**127, 1), (2.0**127, 0), (2.0**127, 1)]
     assert top.stability_metrics().growth_events == 0
+    # Backed off below float32's smallest subnormal, the scale is 0 (PyTorch's too); unscaling
+    # then multiplies by inf, and every later step is found overflowing: set min_scale.
+    tiny = AMPPolicy(AMPConfig(enabled=True, initial_scale=1e-45))
+    assert tiny.update_scale(True) == 0.0
+    _, found = tiny.unscale_and_check([tg.tensor([0.0], "float32")])
+    assert found is False and tiny.unscale_and_check([tg.tensor([np.inf])])[1] is True
 
 
 def test_bounds_clamp_the_scale():

@@ -260,7 +260,10 @@ class AMPPolicy:
             return grads, False
         start = self._clock()
         leaves, treedef = tree_flatten(grads)
-        inverse = float(np.float32(1.0 / float(self._scale)))  # PyTorch: double reciprocal
+        # PyTorch's: the reciprocal in double, rounded to float32 (inf once the scale has
+        # underflowed to 0 after many backoffs: set min_scale to prevent that).
+        with np.errstate(divide="ignore", over="ignore"):
+            inverse = float(np.float32(np.float64(1.0) / np.float64(self._scale)))
         found_inf = False
         out = []
         for i, g in enumerate(leaves):

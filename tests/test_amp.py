@@ -339,6 +339,20 @@ def test_autocast_restores_after_the_block_after_an_exception_and_when_nested():
     assert decorated(x).dtype is tg.bfloat16 and (x @ x).dtype is tg.float32
 
 
+def test_jit_programs_are_keyed_on_the_autocast_lists():
+    x = _f32(3, 3)
+    product = tg.jit(lambda a: a @ a)
+    assert product(x).dtype is tg.float32
+    with autocast("float16"):
+        assert product(x).dtype is tg.float16  # traced again, with the casts
+        with autocast(enabled=False):
+            assert product(x).dtype is tg.float32  # the first program again
+    assert product(x).dtype is tg.float32
+    with autocast("bfloat16"):
+        assert product(x).dtype is tg.bfloat16
+    assert product.cache_info().misses == 3
+
+
 def test_autocast_in_one_thread_leaves_other_threads_alone():
     x = _f32(2, 2)
     inside, done, seen = threading.Event(), threading.Event(), {}

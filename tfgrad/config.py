@@ -111,11 +111,23 @@ def numerics_checked() -> bool:
 
 def set_cast_policy(policy: Callable[[str, tuple], tuple] | None) -> Any:
     """Install the cast hook (see ``_cast_policy`` above) and return the one it replaces, for
-    the caller to restore. A feature's hook: ``tfgrad.amp.autocast`` is the public switch."""
+    the caller to restore. A feature's hook: ``tfgrad.amp.autocast`` is the public switch. A
+    hook may have a ``state()`` method (see :func:`cast_state`)."""
     global _cast_policy
     previous = _cast_policy
     _cast_policy = policy
     return previous
+
+
+def cast_state() -> Any:
+    """What the cast hook would do now, as a hashable value (None: no hook, or one that casts
+    nothing here): ``tfgrad.jit`` keys its compiled programs on it, since a program traced
+    under autocast holds the casts it saw."""
+    policy = _cast_policy
+    if policy is None:
+        return None
+    state = getattr(policy, "state", None)
+    return policy if state is None else state()
 
 
 def empty_cache() -> int:

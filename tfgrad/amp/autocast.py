@@ -25,9 +25,9 @@ thread is inside an autocast block and removed after the last one leaves; which 
 kept per thread, so a block in one thread changes no op of another (as PyTorch's thread-local
 autocast state). Leaving a block restores the previous state, also when the block raises;
 blocks nest (the innermost wins, and ``autocast(enabled=False)`` switches casting off inside).
-Two cautions: a block must be left in the thread that entered it (a generator suspended inside
-one keeps it open), and a ``tfgrad.jit`` program keeps the casts it was traced with: trace it
-inside the block it runs in.
+A block must be left in the thread that entered it (a generator suspended inside one keeps it
+open). ``tfgrad.jit`` keys its compiled programs on the block's lists (``config.cast_state``):
+a function traced inside a block is traced again outside it.
 
 Run the backward sweep (``tape.gradient``) after the block, as PyTorch advises: the rules then
 run in the dtypes the forward chose.
@@ -97,13 +97,15 @@ def check_lists(allow: tuple, deny: tuple, where: str) -> None:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Mode:
-    """One autocast block: the dtype each listed op computes in (empty when disabled)."""
+    """One autocast block: the dtype each listed op computes in (empty when disabled), and
+    the same as a hashable key (what ``tfgrad.jit`` caches its programs by)."""
 
     dtype: DType
     enabled: bool
     targets: dict
+    key: tuple | None
 
 
 _local = threading.local()  # .stack: the blocks this thread is in, innermost last
@@ -112,28 +114,39 @@ _blocks = 0  # blocks open in all threads: the hook is installed while this is p
 _previous_policy: Any = None
 
 
-def _cast_args(name: str, args: tuple) -> tuple:
-    """The cast hook: ``args`` with the inputs of a listed op cast to its compute dtype."""
-    stack = getattr(_local, "stack", None)
-    if not stack:  # another thread is in a block, this one is not
-        return args
-    target = stack[-1].targets.get(name)
-    if target is None:
-        return args
-    out = None
-    for i, a in enumerate(args):
-        if isinstance(a, Tensor) and a._dtype in _CAST and a._dtype is not target:
-            if out is None:
-                out = list(args)
-            out[i] = astype(a, target)  # a cast op: recorded, and the hook ignores "cast"
-    return args if out is None else tuple(out)
+class _CastHook:
+    """The core's cast hook while some thread is in a block: ``hook(name, args)`` returns
+    ``args`` with the inputs of a listed op cast to its compute dtype; ``hook.state()`` the
+    innermost block's key in this thread (None outside one)."""
+
+    def __call__(self, name: str, args: tuple) -> tuple:
+        stack = getattr(_local, "stack", None)
+        if not stack:  # another thread is in a block, this one is not
+            return args
+        target = stack[-1].targets.get(name)
+        if target is None:
+            return args
+        out = None
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a._dtype in _CAST and a._dtype is not target:
+                if out is None:
+                    out = list(args)
+                out[i] = astype(a, target)  # a cast op: recorded, and the hook ignores "cast"
+        return args if out is None else tuple(out)
+
+    def state(self) -> tuple | None:
+        stack = getattr(_local, "stack", None)
+        return stack[-1].key if stack else None
+
+
+_hook = _CastHook()
 
 
 def _enter(mode: _Mode) -> None:
     global _blocks, _previous_policy
     with _lock:
         if _blocks == 0:
-            _previous_policy = config.set_cast_policy(_cast_args)
+            _previous_policy = config.set_cast_policy(_hook)
         _blocks += 1
     stack = _local.__dict__.setdefault("stack", [])
     stack.append(mode)
@@ -178,7 +191,8 @@ def autocast(
     if enabled:
         targets = {name: low for name in allow}
         targets.update({name: float32 for name in deny})
-    _enter(_Mode(low, bool(enabled), targets))
+    key = tuple(sorted((name, d.name) for name, d in targets.items())) or None
+    _enter(_Mode(low, bool(enabled), targets, key))
     try:
         yield
     finally:

@@ -55,7 +55,7 @@ AUTOCAST_DENY = (
     "exp", "expm1", "log", "log1p", "pow", "tan", "sum", "prod", "cumsum", "cumprod",
     # composites (their first step is to_float, which the hook sees by this name)
     "softmax", "log_softmax", "logsumexp", "mean", "var", "softplus",
-    # norms and losses, where a module defines them under these names
+    # norms and losses: applied once a primitive or a composite (to_float) has these names
     "norm", "layer_norm", "group_norm", "batch_norm", "cross_entropy", "nll_loss", "mse_loss",
 )  # fmt: skip
 TARGET_DTYPES = {"float16": float16, "bfloat16": bfloat16}

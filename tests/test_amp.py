@@ -212,6 +212,45 @@ def test_a_disabled_policy_is_a_pass_through():
         assert (tg.ones((2, 2), "float32") @ tg.ones((2, 2), "float32")).dtype is tg.float32
 
 
+def test_training_an_mlp_with_the_policy_follows_float32_training():
+    # tfgrad.nn's MLP on the moons, SGD; one run in float32, one under the policy (autocast in
+    # float16, loss scaled, gradients unscaled and checked): the same path, to float16 digits.
+    import tfgrad.nn as nn
+
+    x, y = nn.make_moons(64, noise=0.1, generator=tg.random.Generator(0))
+
+    def train(policy):
+        model = nn.MLP(2, [16, 2], generator=tg.random.Generator(1))
+        opt = nn.SGD(model.state_dict(), lr=0.5)
+        params, losses = model.state_dict(), []
+
+        def objective(p):
+            with policy.autocast():
+                value = nn.cross_entropy(nn.functional_call(model, p, x), y)
+            return policy.scale_loss(value), tg.stop_gradient(value)
+
+        for _ in range(15):
+            (_, value), grads = tg.value_and_grad(objective, has_aux=True)(params)
+
+            def apply(unscaled):
+                nonlocal params
+                params = opt.step(params, unscaled)  # dicts by parameter name
+
+            policy.step(apply, grads)
+            losses.append(value.item())
+        return losses, params
+
+    plain, plain_params = train(AMPPolicy())
+    policy = AMPPolicy(AMPConfig(enabled=True, growth_interval=5))
+    mixed, mixed_params = train(policy)
+    assert plain[-1] < 0.8 * plain[0]
+    np.testing.assert_allclose(mixed, plain, rtol=1e-2, atol=1e-2)
+    assert mixed != plain  # float16 matmuls: close, not the same bits
+    m = policy.stability_metrics()
+    assert m.steps == 15 and m.current_scale == 2.0**16 * 2**3  # grew at steps 5, 10, 15
+    assert all(p.dtype is tg.float32 for p in mixed_params.values())  # master weights
+
+
 # ---- autocast ----
 def _f32(*shape, seed=0):
     return tg.tensor(np.random.default_rng(seed).standard_normal(shape).astype(np.float32))

@@ -15,11 +15,13 @@ trained weights (tests/test_determinism.py checks a training loop in child proce
 and 2 threads).
 
 Where nondeterminism came from (measured with Taichi 1.7.4, NumPy 2.4's OpenBLAS 0.3.31, on
-2 cores; `benchmarks/determinism_cost.py --threads` repeats it):
+2 cores; ``benchmarks/determinism_cost.py --threads`` repeats it):
 
 - **BLAS.** Under ``dispatch="auto"`` a CPU float32/float64 matmul runs ``np.matmul``, and
-  OpenBLAS with 1 and 2 threads gave different bits for 64x784x128, 1000x2000x300 and a vector
-  times a matrix (not for 512x512x512); the same thread count gave the same bits run to run.
+  OpenBLAS with 1 and 2 threads gave different bits for 64x784x128, 128x784x256,
+  1000x2000x300 and a vector (2000) times a matrix (2000x300), and so for an MLP's training
+  step, on both backends (not for 512x512x512 nor 1x4096x256); the same thread count gave the
+  same bits run to run.
   Deterministic mode sends the matmul to the Taichi kernel, which sums ``p = 0, 1, ..., k-1`` in
   one accumulator per output (parallel over output tiles only). The NumPy backend, whose matmul
   is BLAS too, takes the same order (k outer products, accumulated in order); the two give the
@@ -37,18 +39,23 @@ Where nondeterminism came from (measured with Taichi 1.7.4, NumPy 2.4's OpenBLAS
   from the global seed by SHA-256, never from Python's salted ``hash``: stable across processes
   and independent of the order in which the names are first asked for.
 
-What it costs (measured: `benchmarks/determinism_cost.py`, 2 cores, medians; ratios are
-deterministic time / default time, on ``tfgrad.init()``'s auto dispatch):
+What it costs (measured: ``benchmarks/determinism_cost.py``, 2 cores shared with other work,
+so BLAS's times varied up to 8x between runs; two runs, deterministic / default time, on
+``tfgrad.init()``'s auto dispatch; benchmarks/README.md, "Deterministic mode"):
 
-- reductions: no cost (ratio 1.00; they are the same kernels);
-- matmul float32: 128x784x256 COST_MM_F32, 512x512x512 COST_MM_512 (the Taichi kernel reaches
-  0.4-0.8 of OpenBLAS);
-- one training step of a 784-256-10 tanh MLP on 128 examples: COST_STEP;
-- the NumPy backend's ordered matmul: k NumPy calls, COST_NP_MM times BLAS at 128x784x256.
+- reductions: nothing (0.94-1.02: the same kernels in both modes);
+- matmul, the Taichi kernel against BLAS: 128x784x256 3.1x (float32), 3.5-3.9x (float64);
+  1000x2000x300 float32 1.9-2.1x; 512x512x512 float32 and a vector times a matrix, within
+  BLAS's noise (0.2-1.6x, 0.1-5x);
+- one SGD step of a 784-256-10 tanh MLP on 128 examples (float32): 0.8-2.2x;
+- the NumPy backend's ordered matmul (k NumPy calls) against BLAS: 24-73x at 128x784x256.
+
+With 1 and 2 threads (``--threads``) every one of these cases kept its bits in deterministic
+mode.
 
 Deterministic mode does not reach NumPy called directly (``tfgrad.second_order``'s Lanczos and
-solvers call BLAS on their small dense matrices), nor a GPU's FMA contraction, which is fixed
-per compiled kernel and so deterministic too but not equal to the CPU's bits.
+solvers call BLAS on their small dense matrices). A GPU runs the same fixed-order kernels (it
+has no BLAS path), but its bits need not equal the CPU's (FMA contraction); not measured here.
 """
 
 from __future__ import annotations

@@ -36,13 +36,25 @@ def train(steps: int = 4) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
 
 
+def big_kernels() -> str:
+    """A SHA-256 of reductions and a matmul large enough that Taichi runs them as parallel
+    loops (over 2**19 elements; the training loop's are serial), in float32."""
+    rng = det.generator("big")
+    x = rng.normal((1100, 1000), dtype=tg.float32)
+    a = rng.normal((256, 1024), dtype=tg.float32)
+    b = rng.normal((1024, 256), dtype=tg.float32)
+    results = (tg.sum(x), tg.sum(x, axis=0), tg.sum(x, axis=1), tg.matmul(a, b))
+    return hashlib.sha256(b"".join(r.numpy().tobytes() for r in results)).hexdigest()
+
+
 def main(threads: int, deterministic: bool = True) -> dict:
-    """The bits of a fresh run with ``threads`` Taichi threads, on Taichi (auto dispatch) and
-    NumPy, and the operation seed of "init/W1"."""
+    """The bits of a fresh run with ``threads`` Taichi threads: training on Taichi (auto
+    dispatch) and NumPy, the big kernels on Taichi, and the operation seed of "init/W1"."""
     det.set_deterministic(deterministic, seed=SEED)
     out = {"seed": det.operation_seed("init/W1")}
     tg.init("taichi", dispatch="auto", cpu_max_num_threads=threads)
     out["taichi"] = train()
+    out["kernels"] = big_kernels()
     tg.init("numpy")
     out["numpy"] = train()
     return out

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 import pytest
-from determinism_training import SEED, train
+from determinism_training import SEED, big_kernels, train
 
 import tfgrad as tg
 import tfgrad.determinism as det
@@ -165,7 +165,8 @@ def test_training_is_bitwise_equal_across_runs(setting):
 def test_training_is_bitwise_equal_across_thread_counts():
     """Child processes with 1 and 2 threads (Taichi's and BLAS's), each a fresh run, against
     this process: the same loss, gradient and weights, bit for bit, on the Taichi (auto
-    dispatch) and NumPy backends, and the same operation seed (no salted hash)."""
+    dispatch) and NumPy backends, the same big (parallel) Taichi reductions and matmul, and
+    the same operation seed (no salted hash)."""
     children = []
     for threads in (1, 2):
         env = {**os.environ, "PYTHONHASHSEED": str(threads)}  # a different salt in each
@@ -187,5 +188,6 @@ def test_training_is_bitwise_equal_across_thread_counts():
         assert one["seed"] == det.operation_seed("init/W1")
         with tg.use_backend("taichi", dispatch="auto"):
             assert one["taichi"] == train()
+            assert one["kernels"] == big_kernels()
         with tg.use_backend("numpy"):
             assert one["numpy"] == train()

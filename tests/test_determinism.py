@@ -136,11 +136,19 @@ def test_jit_compiles_again_in_deterministic_mode():
 SHAPES = [((5, 7), (7, 3)), ((2, 9, 40), (2, 40, 6)), ((40,), (40, 5)), ((3, 40), (40,))]
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
-@pytest.mark.parametrize("shapes", SHAPES, ids=str)
+# every shape in float32 and float64; the other dtypes (a kernel variant each to compile) in one
+CASES = [(s, d) for d in ("float32", "float64") for s in SHAPES] + [
+    (SHAPES[1], d) for d in ("float16", "bfloat16", "int32", "bool")
+]
+
+
+@pytest.mark.parametrize("shapes, dtype", CASES, ids=str)
 def test_numpy_ordered_matmul_gives_the_taichi_kernels_bits(shapes, dtype):
     rng = np.random.default_rng(2)
-    a, b = (rng.standard_normal(s).astype(dtype) for s in shapes)
+    if dtype in ("int32", "bool"):
+        a, b = (rng.integers(-3, 4, s).astype(dtype) for s in shapes)
+    else:
+        a, b = (rng.standard_normal(s).astype(dtype) for s in shapes)
     with det.deterministic():
         with tg.use_backend("numpy"):
             ordered = tg.matmul(a, b).numpy()
@@ -148,8 +156,11 @@ def test_numpy_ordered_matmul_gives_the_taichi_kernels_bits(shapes, dtype):
             kernel = tg.matmul(a, b).numpy()
     np.testing.assert_array_equal(ordered, kernel)
     assert ordered.dtype == np.dtype(dtype) and ordered.shape == np.matmul(a, b).shape
+    if dtype in ("int32", "bool"):  # exact: NumPy's own integer and boolean matmul
+        np.testing.assert_array_equal(ordered, np.matmul(a, b))
+        return
     reference = np.matmul(a.astype(np.float64), b.astype(np.float64))
-    tol = {"float16": 1e-2, "float32": 1e-5, "float64": 1e-12}[dtype]
+    tol = {"float16": 1e-2, "bfloat16": 5e-2, "float32": 1e-5, "float64": 1e-12}[dtype]
     np.testing.assert_allclose(ordered.astype(np.float64), reference, rtol=tol, atol=tol * 10)
 
 

@@ -102,8 +102,8 @@ class JitFunction:
         return entry.outputs(entry.program.run(*(x._data for x in leaves)))
 
     def _fast_key(self, args: tuple) -> tuple | None:
-        """(backend, deterministic mode, cast state, (shape, dtype) per argument) when every argument is a
-        plain Tensor."""
+        """(backend, deterministic mode, cast state, (shape, dtype) per argument) when every
+        argument is a plain Tensor."""
         if self.static_argnums:
             return None
         key = [config.current_backend(), config.deterministic_enabled(), config.cast_state()]
@@ -133,7 +133,8 @@ class JitFunction:
         casts = config.cast_state()  # a program traced under autocast holds its casts
         # deterministic mode changes the kernels the program calls (no BLAS): its own entry
         fixed = config.deterministic_enabled()
-        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch, casts, fixed)
+        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch, casts,
+               fixed)
 
         def rebuild(new_leaves: list) -> tuple:
             it = iter(new_leaves)

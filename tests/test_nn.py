@@ -653,3 +653,20 @@ def test_fit_trains_a_small_cnn_on_the_digits():
     optimizer = nn.Adam(model.parameters(), lr=3e-3)
     nn.fit(model, data, nn.cross_entropy, optimizer, epochs=3, progress=False)
     assert nn.accuracy(model(tg.tensor(x_test.reshape(-1, 1, 8, 8))), y_test) >= 0.9
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_layers_keep_autocasts_half_dtype_and_float32_gradients(half):
+    import tfgrad.amp as amp
+
+    x = tg.tensor(np.random.default_rng(0).normal(size=(2, 1, 4, 4)), dtype=tg.float32)
+    for layer, inputs in [(nn.Linear(16, 3), tg.reshape(x, (2, 16))), (nn.Conv2d(1, 2, 3), x)]:
+
+        def loss(params):
+            with amp.autocast(half):
+                y = nn.functional_call(layer, params, inputs)
+            assert y.dtype == getattr(tg, half)  # the bias joined in the product's dtype
+            return tg.sum(tg.astype(y, tg.float32))
+
+        grads = tg.grad(loss)(layer.state_dict())
+        assert {k: g.dtype for k, g in grads.items()} == {"weight": tg.float32, "bias": tg.float32}

@@ -76,7 +76,9 @@ class Linear(Module):
                 f"shape {x.shape}."
             )
         y = tg.matmul(x, tg.transpose(self.weight))
-        return y if self.bias is None else y + self.bias
+        # the bias joins in the product's dtype (PyTorch's F.linear under autocast): a float32
+        # bias would promote a float16 product back and keep both copies on the tape
+        return y if self.bias is None else y + tg.astype(self.bias, y.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.nin}, {self.nout}, bias={self.bias is not None}"
@@ -141,7 +143,9 @@ class Conv2d(Module):
                 f"got shape {x.shape}; reshape a single image with x.reshape(1, {self.nin}, H, W)."
             )
         y = tg.conv2d(x, self.weight, self.stride, self.padding, self.dilation)
-        return y if self.bias is None else y + tg.reshape(self.bias, (1, self.nout, 1, 1))
+        if self.bias is None:
+            return y
+        return y + tg.reshape(tg.astype(self.bias, y.dtype), (1, self.nout, 1, 1))  # as Linear
 
     def extra_repr(self) -> str:
         return (

@@ -38,7 +38,8 @@ class StopTraining(Exception):
 @dataclass(frozen=True)
 class StepInfo:
     """What a callback is told, after every step (``end_of_epoch`` False) and once more at the
-    end of each epoch (``end_of_epoch`` True, ``metrics`` that epoch's row of the history)."""
+    end of each epoch (``end_of_epoch`` True, ``metrics`` that epoch's row of the history).
+    Its fields read as attributes or by name, ``info.scale`` or ``info["scale"]``."""
 
     epoch: int  # 0-based
     batch: int  # index of the batch in the epoch (at an epoch's end: the number of batches)

@@ -346,10 +346,10 @@ def _commit() -> str | None:
         return None
 
 
-def cells_to_run(have_torch: bool) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+def cells_to_run(have_torch: bool, models) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
     """The (framework, model, mode) cells this tree can run, and why the others cannot."""
     cells, missing = [], {}
-    for model in MODELS:
+    for model in models:
         if model == "cnn" and not has_conv():
             missing[f"tfgrad {model}"] = "tfgrad.conv2d not on this tree"
         for mode in MODES:
@@ -384,7 +384,7 @@ def run_epochs(args) -> dict:
     except ImportError:
         have_torch = False
     data = digits(args.smoke)
-    cells, missing = cells_to_run(have_torch)
+    cells, missing = cells_to_run(have_torch, args.models)
     weights = {
         m: initial_weights(m) if have_torch else initial_weights_without_torch(m)
         for m in MODELS
@@ -440,7 +440,7 @@ def det_worker(args) -> None:
         determinism.set_deterministic(True, seed=0)
     data = digits(args.smoke)
     out = {}
-    for model in MODELS:
+    for model in args.models:
         if model == "cnn" and not has_conv():
             continue
         weights = initial_weights_without_torch(model)  # the same in every child; no torch
@@ -456,6 +456,7 @@ def det_worker(args) -> None:
             "median_epoch_s": statistics.median(times),
             "weights_sha256": digest.hexdigest(),
         }
+    out["deterministic"] = determinism.is_deterministic()  # what the child ran in
     print(json.dumps(out))
 
 
@@ -468,6 +469,8 @@ def run_determinism(args) -> dict | None:
             cmd = [
                 sys.executable,
                 str(HERE),
+                "--models",
+                ",".join(args.models),
                 "--det-worker",
                 mode,
                 "--epochs",
@@ -482,7 +485,7 @@ def run_determinism(args) -> dict | None:
                 raise RuntimeError(f"determinism worker {mode} failed:\n{p.stdout}\n{p.stderr}")
             runs[mode].append(json.loads(p.stdout.strip().splitlines()[-1]))
     out = {"rounds": args.det_rounds, "runs": runs, "models": {}}
-    for model in runs["off"][0]:
+    for model in (m for m in args.models if m in runs["off"][0]):
         med = {m: statistics.median(run[model]["median_epoch_s"] for run in runs[m]) for m in runs}
         out["models"][model] = {
             "default_epoch_s": med["off"],
@@ -634,6 +637,7 @@ def main() -> None:
     parser.add_argument("--det-rounds", type=int, default=3, help="child processes per mode")
     parser.add_argument("--json", help="write the record to this file")
     parser.add_argument("--smoke", action="store_true", help="2 steps an epoch, 1 epoch, 1 round")
+    parser.add_argument("--models", default="mlp,cnn", help="a subset of mlp,cnn")
     parser.add_argument("--no-det", action="store_true", help="skip deterministic mode")
     parser.add_argument(
         "--threads",
@@ -643,6 +647,9 @@ def main() -> None:
     )
     parser.add_argument("--det-worker", choices=["on", "off"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.models = [m for m in args.models.split(",") if m]
+    if any(m not in MODELS for m in args.models):
+        parser.error(f"--models: a subset of {','.join(MODELS)}, got {args.models}")
     if args.threads > 0:
         _pin_threads(args.threads)
     if args.smoke:

@@ -71,6 +71,7 @@ import statistics
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -197,10 +198,18 @@ class TfgradCell:
     def saved(self) -> dict:
         x, y = next(iter(self.batches))
         tape, *_ = tfgrad_forward(self.model, self.model.state_dict(), x, y, self.mode, self.policy)
-        return {
+        out = {
             "saved_bytes": tape.saved_bytes(),
             "activation_bytes": tape.saved_bytes(watched=False),
         }
+        del tape
+        # the peak of host memory over one whole step (NumPy's allocations, which tracemalloc
+        # sees: on a CPU every tfgrad buffer is a NumPy array), above what was held before it
+        tracemalloc.start()
+        self.step(x, y)
+        out["step_peak_traced_bytes"] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return out
 
     def weights(self) -> dict[str, np.ndarray]:
         return {k: v.numpy() for k, v in self.model.state_dict().items()}
@@ -580,15 +589,17 @@ def report(record) -> str:
         f"{record['loadavg_before']} before, {record['loadavg_after']} after",
         "",
         "| model | framework | mode | epoch [ms] (median) | step [ms] | first epoch [s] | "
-        "saved [KiB] | activations [KiB] | loss after warm-up |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "saved [KiB] | activations [KiB] | step peak, traced [KiB] | loss after warm-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in record["cells"]:
         saved = f"{c['saved_bytes'] / 1024:.0f}" if "saved_bytes" in c else "—"
         act = f"{c['activation_bytes'] / 1024:.0f}" if "activation_bytes" in c else "—"
+        peak = c.get("step_peak_traced_bytes")
+        peak = "—" if peak is None else f"{peak / 1024:.0f}"
         lines.append(
             f"| {c['model']} | {c['framework']} | {c['mode']} | {c['median_epoch_s'] * 1e3:.1f} | "
-            f"{c['median_step_ms']:.2f} | {c['first_epoch_s']:.2f} | {saved} | {act} | "
+            f"{c['median_step_ms']:.2f} | {c['first_epoch_s']:.2f} | {saved} | {act} | {peak} | "
             f"{c['warmup_losses'][-1]:.4f} |"
         )
     for k, why in record["missing"].items():

@@ -201,6 +201,7 @@ class TfgradCell:
         out = {
             "saved_bytes": tape.saved_bytes(),
             "activation_bytes": tape.saved_bytes(watched=False),
+            "record_dtypes": sorted({r.dtype for r in tape.records}),  # what autocast chose
         }
         del tape
         # the peak of host memory over one whole step (NumPy's allocations, which tracemalloc

@@ -126,8 +126,8 @@ def test_training_epoch_cells(training):
             losses = cell["warmup_losses"] + cell["last_losses"]
             assert all(np.isfinite(losses)) and losses[-1] < losses[0]  # it trains
             assert cell["saved_bytes"] > cell["activation_bytes"] > 0
-            if mode != "float32":  # 16-bit activations: fewer bytes kept for the sweep
-                assert cell["activation_bytes"] < f32["activation_bytes"]
+            # autocast ran: its matmuls recorded 16-bit results (and the loss stays float32)
+            assert set(cell["record_dtypes"]) == {"float32", mode}
         if record["have_torch"]:
             assert record["agreement"][f"{model} float32"] < 1e-4
     assert "| goal |" in stdout

@@ -647,6 +647,79 @@ def report(record) -> str:
     return "\n".join(lines)
 
 
+def compare(paths: list[str]) -> str:
+    """The records' goals, cells and deterministic-mode figures side by side (README tables)."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    names = [f"run {i + 1}" for i in range(len(records))]
+    lines = ["| goal | " + " | ".join(names) + " | |", "|---|" + "---|" * len(names) + "---|"]
+    for g in records[0]["goals"]:
+        rows = [next((h for h in r["goals"] if h["goal"] == g["goal"]), None) for r in records]
+        met = [h is not None and h["met"] for h in rows]
+        verdict = (
+            "met"
+            if all(met)
+            else "**missed**"
+            if not any(met)
+            else "met in " + ", ".join(n for n, m in zip(names, met) if m)
+        )
+        texts = [h["text"] if h else "—" for h in rows]
+        lines.append(f"| {g['goal']} | " + " | ".join(texts) + f" | {verdict} |")
+    lines += [
+        "",
+        "| model | framework | mode | epoch [ms] | first epoch [s] | saved [KiB] | "
+        "activations [KiB] | step peak, traced [KiB] |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for c in records[0]["cells"]:
+        key = (c["framework"], c["model"], c["mode"])
+        same = [_cell(r, *key) for r in records]
+        ms = " / ".join(f"{x['median_epoch_s'] * 1e3:.1f}" if x else "—" for x in same)
+        first = " / ".join(f"{x['first_epoch_s']:.2f}" if x else "—" for x in same)
+
+        def kib(field):
+            vals = {x[field] for x in same if x and field in x}
+            return " / ".join(f"{v / 1024:.0f}" for v in sorted(vals)) if vals else "—"
+
+        lines.append(
+            f"| {c['model']} | {c['framework']} | {c['mode']} | {ms} | {first} | "
+            f"{kib('saved_bytes')} | {kib('activation_bytes')} | "
+            f"{kib('step_peak_traced_bytes')} |"
+        )
+    if all(r.get("determinism") for r in records):
+        lines += [
+            "",
+            "| deterministic mode, tfgrad float32 | default [ms] | deterministic [ms] | "
+            "ratio | bitwise equal across processes (det / default) |",
+            "|---|---|---|---|---|",
+        ]
+        for model in records[0]["determinism"]["models"]:
+            ds = [r["determinism"]["models"][model] for r in records]
+            lines.append(
+                f"| {model} | "
+                + " / ".join(f"{d['default_epoch_s'] * 1e3:.1f}" for d in ds)
+                + " | "
+                + " / ".join(f"{d['deterministic_epoch_s'] * 1e3:.1f}" for d in ds)
+                + " | "
+                + " / ".join(f"{d['ratio']:.2f}x" for d in ds)
+                + " | "
+                + " / ".join(
+                    f"{d['deterministic_bitwise_equal_across_processes']}, "
+                    f"{d['default_bitwise_equal_across_processes']}"
+                    for d in ds
+                )
+                + " |"
+            )
+    loads = "; ".join(
+        f"{n}: {r['loadavg_before']} before, {r['loadavg_after']} after"
+        for n, r in zip(names, records)
+    )
+    lines += [
+        "",
+        f"Load average ({loads}); commits " + ", ".join(str(r["tfgrad_commit"]) for r in records),
+    ]
+    return "\n".join(lines)
+
+
 def _pin_threads(n: int) -> None:
     """Run with ``n`` threads in every pool: BLAS and OpenMP read their variables when they load
     (NumPy is imported already), so the process re-executes itself once with them set."""
@@ -673,8 +746,12 @@ def main() -> None:
         default=1,
         help="threads for BLAS, OpenMP (torch) and Taichi; 0: each library's default",
     )
+    parser.add_argument("--compare", nargs="+", metavar="JSON", help="print records side by side")
     parser.add_argument("--det-worker", choices=["on", "off"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.compare:
+        print(compare(args.compare))
+        return
     args.models = [m for m in args.models.split(",") if m]
     if any(m not in MODELS for m in args.models):
         parser.error(f"--models: a subset of {','.join(MODELS)}, got {args.models}")

@@ -150,3 +150,22 @@ def test_training_epoch_deterministic_mode(training):
     assert set(on) == set(off) == set(det["models"]) == models
     for d in det["models"].values():
         assert d["ratio"] > 0 and d["deterministic_epoch_s"] > 0
+
+
+@pytest.mark.slow
+def test_training_epoch_compare_prints_the_readme_tables(training, tmp_path):
+    record, _ = training
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(record))
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "training_epoch.py"), "--compare",
+           str(path), str(path)]  # fmt: skip
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if line.startswith("| mlp | tfgrad | float32 |")]
+    f32 = _training_cell(record, "tfgrad", "mlp", "float32")
+    assert rows == [
+        f"| mlp | tfgrad | float32 | {f32['median_epoch_s'] * 1e3:.1f} / "
+        f"{f32['median_epoch_s'] * 1e3:.1f} | {f32['first_epoch_s']:.2f} / "
+        f"{f32['first_epoch_s']:.2f} | {f32['saved_bytes'] / 1024:.0f} | "
+        f"{f32['activation_bytes'] / 1024:.0f} | {f32['step_peak_traced_bytes'] / 1024:.0f} |"
+    ]

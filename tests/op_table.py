@@ -119,6 +119,50 @@ def matmul_shapes(data, min_side):
     return shapes, {}
 
 
+def conv2d_reference(x, w, stride=1, padding=0, dilation=1):
+    """conv2d by its definition, one output position and kernel tap at a time (PyTorch's
+    cross-correlation): y[n, o, i, j] = sum_{c,p,q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw]
+    w[o, c, p, q]."""
+    (sh, sw), (ph, pw), (dh, dw) = (v if isinstance(v, tuple) else (v, v)
+                                    for v in (stride, padding, dilation))  # fmt: skip
+    (n, _, h, width), (o, _, kh, kw) = x.shape, w.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    oh, ow = (
+        (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+        (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1,
+    )
+    out = np.zeros((n, o, oh, ow), x.dtype)
+    for i in range(oh):
+        for j in range(ow):
+            for p in range(kh):
+                for q in range(kw):
+                    out[:, :, i, j] += xp[:, :, i * sh + p * dh, j * sw + q * dw] @ w[:, :, p, q].T
+    return out
+
+
+def conv2d_shapes(data, min_side):
+    """Small NCHW images and OIHW kernels with strides, padding and dilation as ints or pairs
+    (the kernel never larger than the padded image)."""
+    pair = st.one_of(st.integers(1, 2), st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    stride, dilation = data.draw(pair), data.draw(pair)
+    padding = data.draw(
+        st.one_of(st.integers(0, 1), st.tuples(st.integers(0, 1), st.integers(0, 2)))
+    )
+    n, c, o = (
+        data.draw(st.integers(min_side, 2)),
+        data.draw(st.integers(1, 2)),
+        data.draw(st.integers(1, 2)),
+    )
+    kernel, image = [], []
+    for k in range(2):
+        d = dilation if isinstance(dilation, int) else dilation[k]
+        p = padding if isinstance(padding, int) else padding[k]
+        kernel.append(data.draw(st.integers(1, 3)))
+        image.append(data.draw(st.integers(max(1, d * (kernel[k] - 1) + 1 - 2 * p), 5)))
+    shapes = [(n, c, *image), (o, c, *kernel)]
+    return shapes, {"stride": stride, "padding": padding, "dilation": dilation}
+
+
 def reshape_shapes(data, min_side):
     shape = data.draw(hnp.array_shapes(min_dims=0, max_dims=3, min_side=min_side, max_side=4))
     size = int(np.prod(shape))
@@ -362,6 +406,7 @@ OPS = [
     ),  # fmt: skip
     # ---- Linear algebra ----
     OpCase("matmul", tg.matmul, np.matmul, matmul_shapes, rtol32=1e-4),
+    OpCase("conv2d", tg.conv2d, conv2d_reference, conv2d_shapes, rtol32=1e-4),
     OpCase(
         "dot",
         tg.dot,

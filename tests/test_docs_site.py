@@ -145,11 +145,11 @@ def test_the_gallery_page_shows_every_widget(site):
     shown = {text.split("(")[0] for text in widgets}
     assert shown == set(tfgrad_widgets.__all__), "the gallery notebook must show every widget"
     pictures = [p for p in _pictures(site, "notebooks/99_widget_gallery.html") if "tfgrad-svg" in p]
-    assert len(pictures) == len(widgets) == 6
+    assert len(pictures) == len(widgets) == 9
     kinds = {"tf-graph": 0, "tf-figure": 0}
     for picture in pictures:
         kinds["tf-graph" if 'class="tfgrad-svg tf-graph"' in picture else "tf-figure"] += 1
-    assert kinds == {"tf-graph": 2, "tf-figure": 4}
+    assert kinds == {"tf-graph": 2, "tf-figure": 7}
     assert 'href="notebooks/99_widget_gallery.html"' in (site / "index.html").read_text("utf-8")
     assert (site / "widgets.html").is_file()
 

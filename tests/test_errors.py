@@ -340,6 +340,8 @@ BAD_OPS = {
     "add_promoting": lambda y, x32, m: x32 + tg.ones(4),  # must not cast x32 first
     "matmul": lambda y, x32, m: x32 @ tg.ones((4, 2)),  # must not cast or reshape first
     "matmul_batch": lambda y, x32, m: m @ tg.ones((4, 2, 1)),
+    "conv2d": lambda y, x32, m: tg.conv2d(x32, tg.ones((1, 3, 2, 2))),  # must not cast first
+    "conv2d_kernel": lambda y, x32, m: tg.conv2d(tg.ones((1, 1, 2, 2)), m),
     "concatenate": lambda y, x32, m: tg.concatenate([x32, tg.ones((1, 3))]),
     "where": lambda y, x32, m: tg.where(tg.tensor([True, False]), x32, tg.tensor(0.0)),
     "scatter_add": lambda y, x32, m: tg.scatter_add(x32, [0], tg.ones(2)),

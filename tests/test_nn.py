@@ -587,3 +587,86 @@ def test_activation_modules_against_numpy():
     images = tg.tensor(np.arange(24.0).reshape(2, 3, 4))
     assert nn.Flatten()(images).shape == (2, 12)
     np.testing.assert_array_equal(nn.Flatten()(images).numpy(), np.arange(24.0).reshape(2, 12))
+
+
+# ---- Conv2d ----
+
+
+def conv2d_loops(x, w, b, stride, padding):
+    """The definition, one output at a time (PyTorch's cross-correlation)."""
+    x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    n, _, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    y = np.empty((n, o, oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            patch = x[:, :, i * stride : i * stride + kh, j * stride : j * stride + kw]
+            y[:, :, i, j] = np.einsum("ncpq,ocpq->no", patch, w)
+    return y + b[None, :, None, None]
+
+
+@pytest.mark.parametrize("stride, padding", [(1, 0), (1, 1), (2, 1)])
+def test_conv2d_layer_is_torchs_convolution_with_bias(stride, padding):
+    conv = nn.Conv2d(2, 3, 3, stride=stride, padding=padding, generator=tg.random.Generator(0))
+    assert [(k, p.shape) for k, p in conv.named_parameters()] == [
+        ("weight", (3, 2, 3, 3)), ("bias", (3,)),
+    ]  # fmt: skip
+    k = 1 / np.sqrt(2 * 3 * 3)  # PyTorch's default range, fan_in = nin * KH * KW
+    assert all(np.abs(p.numpy()).max() <= k for p in conv.parameters())
+    x = np.random.default_rng(0).normal(size=(2, 2, 6, 5)).astype(np.float32)
+    p = np_params(conv)
+    expected = conv2d_loops(x, p["weight"], p["bias"], stride, padding)
+    np.testing.assert_allclose(conv(tg.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_layer_derivatives_in_its_parameters_to_second_order():
+    conv = nn.Conv2d(2, 2, 2, padding=1, generator=tg.random.Generator(1), dtype=tg.float64)
+    x = tg.tensor(np.random.default_rng(1).normal(size=(2, 2, 3, 3)))
+
+    def loss(weight, bias):
+        y = nn.functional_call(conv, {"weight": weight, "bias": bias}, x)
+        return tg.sum(tg.tanh(y))
+
+    assert tg.gradcheck(loss, (conv.weight, conv.bias), order=2)
+
+
+def test_conv2d_layer_names_the_shape_it_needs():
+    conv = nn.Conv2d(3, 4, 3)
+    with pytest.raises(ShapeError, match=r"\(N, 3, H, W\).*\(2, 1, 8, 8\)"):
+        conv(tg.ones((2, 1, 8, 8)))
+    with pytest.raises(OptionError, match="kernel_size"):
+        nn.Conv2d(3, 4, (3, 3, 3))
+
+
+def test_fit_trains_a_small_cnn_on_the_digits():
+    x, y = nn.load_digits()
+    x_train, x_test, y_train, y_test = nn.train_test_split(x, y)
+    gen = tg.random.Generator(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1, generator=gen), nn.ReLU(), nn.Flatten(),
+        nn.Linear(8 * 8 * 8, 10, generator=gen),
+    )  # fmt: skip
+    images = x_train.reshape(-1, 1, 8, 8)
+    shuffle = tg.random.Generator(1)
+    data = nn.batches(images, y_train, batch_size=64, shuffle=True, generator=shuffle)
+    optimizer = nn.Adam(model.parameters(), lr=3e-3)
+    nn.fit(model, data, nn.cross_entropy, optimizer, epochs=3, progress=False)
+    assert nn.accuracy(model(tg.tensor(x_test.reshape(-1, 1, 8, 8))), y_test) >= 0.9
+
+
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_layers_keep_autocasts_half_dtype_and_float32_gradients(half):
+    import tfgrad.amp as amp
+
+    x = tg.tensor(np.random.default_rng(0).normal(size=(2, 1, 4, 4)), dtype=tg.float32)
+    for layer, inputs in [(nn.Linear(16, 3), tg.reshape(x, (2, 16))), (nn.Conv2d(1, 2, 3), x)]:
+
+        def loss(params):
+            with amp.autocast(half):
+                y = nn.functional_call(layer, params, inputs)
+            assert y.dtype == getattr(tg, half)  # the bias joined in the product's dtype
+            return tg.sum(tg.astype(y, tg.float32))
+
+        grads = tg.grad(loss)(layer.state_dict())
+        assert {k: g.dtype for k, g in grads.items()} == {"weight": tg.float32, "bias": tg.float32}

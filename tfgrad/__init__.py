@@ -23,6 +23,7 @@ from .ops import (
     broadcast_to,
     clip,
     concatenate,
+    conv2d,
     cos,
     cumprod,
     cumsum,
@@ -106,11 +107,11 @@ __all__ = [
     # compiling
     "jit",
     # ops
-    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumprod",
-    "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "greater",
-    "greater_equal", "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp", "matmul",
-    "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal", "outer",
-    "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "conv2d", "cos",
+    "cumprod", "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1",
+    "greater", "greater_equal", "less", "less_equal", "log", "log1p", "log_softmax", "logsumexp",
+    "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
+    "outer", "power", "prod", "relu", "reshape", "scatter_add", "sigmoid", "sign", "sin", "softmax",
     "softplus", "split", "sqrt", "square", "squeeze", "stack", "subtract", "sum", "take", "tan",
     "tanh", "trace", "transpose", "var", "where",
 ]  # fmt: skip

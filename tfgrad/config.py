@@ -1,4 +1,4 @@
-"""tfgrad's few global switches, in one place: the backend and numerics checking.
+"""tfgrad's few global switches, in one place: the backend, numerics checking, the cast hook.
 
 ``tfgrad.init(backend="taichi", arch="cpu")`` picks where numbers live and kernels run; it is
 called with those defaults on first use. ``use_backend`` switches for a ``with`` block.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .backends import pool
 from .backends.base import get_backend_class
@@ -23,6 +23,13 @@ DEFAULT_ARCH = os.environ.get("TFGRAD_ARCH", "cpu")
 _current: Any = None
 _instances: dict[tuple, Any] = {}
 _check_numerics = False
+# The cast hook: ``policy(op_name, args) -> args``, or None (no casting, the common case, one
+# comparison per op). ``bind`` hands it every primitive's arguments before any trace sees them;
+# the front ends that name their op hand it theirs before promoting (``to_float``: softmax,
+# mean and the other composites; ``promote_args_nobroadcast``: matmul, dot). The casts it makes
+# are ops like any other: recorded on tapes, differentiated. ``tfgrad.amp.autocast`` sets it;
+# the core knows nothing of amp.
+_cast_policy: Callable[[str, tuple], tuple] | None = None
 
 
 def _make(backend: str, **options) -> Any:
@@ -100,6 +107,27 @@ def check_numerics(enabled: bool = True) -> Iterator[None]:
 
 def numerics_checked() -> bool:
     return _check_numerics
+
+
+def set_cast_policy(policy: Callable[[str, tuple], tuple] | None) -> Any:
+    """Install the cast hook (see ``_cast_policy`` above) and return the one it replaces, for
+    the caller to restore. A feature's hook: ``tfgrad.amp.autocast`` is the public switch. A
+    hook may have a ``state()`` method (see :func:`cast_state`)."""
+    global _cast_policy
+    previous = _cast_policy
+    _cast_policy = policy
+    return previous
+
+
+def cast_state() -> Any:
+    """What the cast hook would do now, as a hashable value (None: no hook, or one that casts
+    nothing here): ``tfgrad.jit`` keys its compiled programs on it, since a program traced
+    under autocast holds the casts it saw."""
+    policy = _cast_policy
+    if policy is None:
+        return None
+    state = getattr(policy, "state", None)
+    return policy if state is None else state()
 
 
 def empty_cache() -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "OptionError",
     "SecondOrderError",
     "NegativeCurvatureError",
+    "AMPConfigError",
 ]
 
 
@@ -88,3 +89,9 @@ class SecondOrderError(TfgradError, ValueError):
 class NegativeCurvatureError(TfgradError, ArithmeticError):
     """Conjugate gradient met a direction ``p`` with ``pᵀ(H + damping·I)p <= 0``: the system
     is not positive definite, so CG's answer would not be a Newton step (add damping)."""
+
+
+class AMPConfigError(TfgradError, ValueError):
+    """A :mod:`tfgrad.amp` setting that cannot work (a growth factor <= 1, a backoff factor
+    outside (0, 1), a non-positive scale or interval, ``min_scale > max_scale``, a target dtype
+    that is not float16 or bfloat16): the message names the field and a value that works."""

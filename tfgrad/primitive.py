@@ -125,7 +125,10 @@ def _lower_inactive(x: Any) -> Any:
 
 def bind(prim: Primitive, *args: Tensor, **params: Any) -> Tensor:
     """Apply ``prim`` to tensors: the highest active trace among the inputs processes it;
-    with none, the backend computes it."""
+    with none, the backend computes it. A cast hook (``tfgrad.amp.autocast``) sees the
+    arguments first, so the casts it adds are bound (and recorded) like any op."""
+    if config._cast_policy is not None:
+        args = config._cast_policy(prim.name, args)
     for a in args:
         if isinstance(a, Tracer):
             break

@@ -12,7 +12,11 @@ themselves need the ``lab`` extra (anywidget, ipywidgets).
   frontiers, bars, timelines) drawn from plain data, with small live updates;
 - :class:`HessianWidget`: the exact Hessian at a point the student drags (two variables:
   contours, the quadratic model, eigenvectors, Newton and gradient steps), or as a heat map
-  beside its spectrum (n variables), and its top eigenvalue and trace during training.
+  beside its spectrum (n variables), or its eigenvalue density by stochastic Lanczos
+  quadrature (many variables, H never formed), and its top eigenvalue and trace in training;
+- :class:`LossScaleWidget`: dynamic loss scaling (the scale on a log axis, overflows marked,
+  skipped steps counted, the loss beside it), live from a training loop, restarted by its
+  controls, or replayed from a recorded ``stability_metrics()``.
 
 >>> from tfgrad_widgets import TapeWidget   # doctest: +SKIP
 >>> TapeWidget(lambda a, b: a * b + a, 2.0, 3.0)   # doctest: +SKIP
@@ -21,12 +25,11 @@ themselves need the ``lab`` extra (anywidget, ipywidgets).
 from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 
-# HessianWidget is importable (below) but joins __all__ only once the gallery notebook shows it:
-# tests/test_docs_site.py checks that the gallery shows every name in __all__.
-__all__ = ["TapeWidget", "ChartWidget"]
+# tests/test_docs_site.py checks that the gallery notebook shows every name in __all__.
+__all__ = ["TapeWidget", "ChartWidget", "HessianWidget", "LossScaleWidget"]
 
 _HOMES = {"TapeWidget": ".tape_widget", "ChartWidget": ".chart_widget",
-          "HessianWidget": ".hessian_widget"}
+          "HessianWidget": ".hessian_widget", "LossScaleWidget": ".loss_scale_widget"}
 
 try:
     __version__ = version("tfgrad")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import html
 import json
 import math
@@ -151,7 +152,9 @@ class TfgradWidget(anywidget.AnyWidget):
         """
         for p in patches:
             p = plain(p)
-            apply_patch(self.data, p)
+            # data gets its own copy: a list that a "set" put there and a later "extend" grows
+            # must not grow the queued patch too (the browser would get the points twice)
+            apply_patch(self.data, copy.deepcopy(p))
             self._pending_patches.append(p)
         self._schedule()
 

@@ -5,7 +5,9 @@ side by side when the column is wide enough (``columns``), stacked when it is no
 
 ``{"title": ..., "columns": 2, "panels": [...], "controls": [...]}``
 
-- ``{"id", "kind": "xy", "title", "x": axis, "y": axis, "layers": [...]}`` with an axis
+- ``{"id", "kind": "xy", "title", "x": axis, "y": axis, "layers": [...], "legend"}`` (the
+  legend of labelled layers: inside the plot's upper right, or ``"below"`` it, in rows that
+  cover no data and add to the panel's height) with an axis
   ``{"label", "scale": "linear" | "log", "domain": [lo, hi]}`` and layers
   ``{"id", "kind": "line", "x": [...], "y": [...], "label", "markers": [indices],
   "marker_label", "dash", "color"}`` (markers: crosses at chosen points, e.g. overflow steps),

@@ -1,22 +1,25 @@
 """Every widget, and every panel of the drawing kit, on real tfgrad numbers.
 
 ``notebooks/99_widget_gallery.ipynb`` shows each example, and through it the docs site's
-gallery page shows their snapshots. The chart examples are drafts of the widgets the next
-issues build on the same base, drawn here with the kit so that its design is tested on them:
+gallery page shows their snapshots. The chart examples draw with the kit the widgets that later
+issues build on the same base, so that its design is tested on them:
 
-- :func:`hessian`: contours of a two-variable function with its quadratic model, the Hessian's
-  eigenvectors and the gradient and Newton steps at a point the student drags; the Hessian of a
-  bigger function as a heat map beside its eigenvalues; its top eigenvalue and trace following a
-  descent (streamed with :meth:`~tfgrad_widgets.ChartWidget.extend`);
-- :func:`loss_scale`: dynamic loss scaling (the loss scale on a log axis, overflow steps marked,
-  the loss beside it) with controls that restart the run;
+- :func:`hessian`, :func:`hessian_n`, :func:`hessian_density`: the :class:`HessianWidget` on a
+  two-variable function (contours, the quadratic model, the eigenvectors and the gradient and
+  Newton steps at a point the student drags), on 12 variables (the exact Hessian as a heat map
+  beside its eigenvalues, tracked along a gradient descent) and on 400 (its eigenvalue density
+  by stochastic Lanczos quadrature, the Hessian never formed);
+- :func:`loss_scale`, :func:`loss_scale_replay`: the :class:`LossScaleWidget` following a
+  float16 regression live, with controls for the scaler's config that restart the run, and
+  replaying a recorded run (GradScaler's rule on synthetic gradient magnitudes);
 - :func:`checkpointing`: the memory/recompute frontier of uniform checkpointing, the current
   choice highlighted, and the timeline of its schedule;
 - :func:`gradient_flow`: the gradient norm reaching each layer of a deep network, as bars.
 
 >>> from tfgrad_widgets import gallery
->>> sorted(gallery.EXAMPLES)
-['checkpointing', 'gradient_flow', 'hessian', 'loss_scale', 'mlp_step', 'tape']
+>>> sorted(gallery.EXAMPLES)  # doctest: +NORMALIZE_WHITESPACE
+['checkpointing', 'gradient_flow', 'hessian', 'hessian_density', 'hessian_n', 'loss_scale',
+ 'loss_scale_replay', 'mlp_step', 'tape']
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import numpy as np
 
 import tfgrad as tg
 
-from .chart_widget import ChartWidget, contour_layer
+from .chart_widget import ChartWidget
+from .hessian_widget import HessianWidget
+from .loss_scale_widget import LossScaleWidget
 from .tape_widget import TapeWidget
 
-__all__ = ["EXAMPLES", "tape", "mlp_step", "hessian", "loss_scale", "checkpointing",
-           "gradient_flow"]  # fmt: skip
+__all__ = ["EXAMPLES", "tape", "mlp_step", "hessian", "hessian_n", "hessian_density",
+           "loss_scale", "loss_scale_replay", "checkpointing", "gradient_flow"]  # fmt: skip
 
 
 # ---- Tapes --------------------------------------------------------------------------------
@@ -83,170 +88,138 @@ def rosenbrock_n(v):
 LEVELS = [0.05, 0.2, 0.6, 1.5, 4, 10, 25]
 
 
-def local_layers(px: float, py: float, xs: np.ndarray, ys: np.ndarray) -> dict:
-    """What the Hessian says at (px, py): the quadratic model's contours, the eigenvectors
-    (scaled by 1/sqrt|λ|: the model's unit ellipse), a gradient step and the Newton step."""
-    f = lambda v: rosenbrock(v[0], v[1])  # noqa: E731
-    p = tg.tensor([px, py])
-    g = tg.grad(f)(p).numpy()
-    hess = tg.hessian(f)(p).numpy()
-    value = float(f(p))
-    dx, dy = np.meshgrid(xs - px, ys - py)
-    model = value + g[0] * dx + g[1] * dy + 0.5 * (hess[0, 0] * dx * dx + 2 * hess[0, 1] * dx * dy
-                                                   + hess[1, 1] * dy * dy)  # fmt: skip
-    eigenvalues, vectors = np.linalg.eigh(hess)
-    axes = []
-    for lam, v in zip(eigenvalues, vectors.T):
-        length = min(1.2, 1 / math.sqrt(abs(lam))) if lam else 1.2
-        axes += [{"x": px, "y": py, "dx": length * v[0], "dy": length * v[1]},
-                 {"x": px, "y": py, "dx": -length * v[0], "dy": -length * v[1]}]  # fmt: skip
-    newton = -np.linalg.solve(hess, g) if abs(np.linalg.det(hess)) > 1e-12 else -g
-    return {
-        "model_layer": contour_layer(xs, ys, model, LEVELS),
-        "axes": axes,
-        "gradient": [{"x": px, "y": py, "dx": -0.1 * g[0], "dy": -0.1 * g[1]}],
-        "newton": [{"x": px, "y": py, "dx": float(newton[0]), "dy": float(newton[1])}],
-        "eigenvalues": eigenvalues,
-    }
+def hessian() -> HessianWidget:
+    """Drag the point: the quadratic model, the eigenvectors and both steps follow (the exact
+    Hessian at each point, from the kernel)."""
+    return HessianWidget(lambda v: rosenbrock(v[0], v[1]), [-1.2, 1.0], bounds=((-2, 2), (-1, 3)),
+                         levels=LEVELS)  # fmt: skip
 
 
-def hessian() -> ChartWidget:
-    """Drag the point: the quadratic model, eigenvectors and both steps follow. Beside it, the
-    exact Hessian of a 12-variable Rosenbrock function, its eigenvalues, and how the top
-    eigenvalue and the trace change along a gradient descent."""
-    xs, ys = np.linspace(-2, 2, 41), np.linspace(-1, 3, 41)
-    grid_x, grid_y = np.meshgrid(xs, ys)
-    z = rosenbrock(grid_x, grid_y)
-    start = (-1.2, 1.0)
-    local = local_layers(*start, xs, ys)
-    v = tg.tensor(np.linspace(-1.0, 1.5, 12))
-    hess = tg.hessian(rosenbrock_n)(v).numpy()
-    eigenvalues = np.linalg.eigvalsh(hess)
-    steps, top, trace = descent_spectrum(v, 30)
-    chart = ChartWidget({
-        "title": "The Hessian: curvature, the quadratic model, Newton's step",
-        "columns": 2,
-        "panels": [
-            {"id": "landscape", "kind": "xy", "title": "f(x, y): drag the point", "height": 320,
-             "x": {"label": "x", "domain": [-2, 2]}, "y": {"label": "y", "domain": [-1, 3]},
-             "layers": [
-                 contour_layer(xs, ys, z, LEVELS, id="f", color=7, label="f"),
-                 {**local["model_layer"], "id": "model", "color": 0, "dash": True,
-                  "label": "quadratic model"},
-                 {"id": "axes", "kind": "arrow", "arrows": local["axes"], "color": 3,
-                  "label": "eigenvectors"},
-                 {"id": "gradient", "kind": "arrow", "arrows": local["gradient"], "color": 2,
-                  "label": "gradient step"},
-                 {"id": "newton", "kind": "arrow", "arrows": local["newton"], "color": 1,
-                  "label": "Newton step"},
-                 {"id": "point", "kind": "point", "x": start[0], "y": start[1], "color": 1},
-             ]},
-            {"id": "hessian", "kind": "heatmap", "title": "Hessian, 12 variables",
-             "height": 320, "values": hess, "x_labels": list(range(12)),
-             "y_labels": list(range(12)), "colorbar": "∂²f/∂xᵢ∂xⱼ"},
-            {"id": "spectrum", "kind": "bars", "title": "its eigenvalues",
-             "labels": [f"λ{i}" for i in range(12)], "values": eigenvalues,
-             "highlight": [11], "y": {"label": "eigenvalue"}},
-            {"id": "training", "kind": "xy", "title": "along gradient descent",
-             "x": {"label": "step"}, "y": {"label": "value", "scale": "log"},
-             "layers": [{"id": "top", "x": steps, "y": top, "label": "top eigenvalue"},
-                        {"id": "trace", "x": steps, "y": trace, "label": "trace"}]},
-        ],
-    })  # fmt: skip
-
-    def moved(point) -> None:
-        local = local_layers(point[0], point[1], xs, ys)
-        chart.set_layer("landscape", "model", x=local["model_layer"]["x"],
-                        y=local["model_layer"]["y"])  # fmt: skip
-        chart.set_layer("landscape", "axes", arrows=local["axes"])
-        chart.set_layer("landscape", "gradient", arrows=local["gradient"])
-        chart.set_layer("landscape", "newton", arrows=local["newton"])
-
-    chart.on_view("landscape.point", moved)
-    return chart
+def hessian_n(n_steps: int = 30, rate: float = 0.01) -> HessianWidget:
+    """The exact Hessian of a 12-variable Rosenbrock function as a heat map beside its
+    eigenvalues, followed along ``n_steps`` of gradient descent: the widget is the loop's
+    callback (``track(step, x=v)``), so the picture ends at the last point and the last panel
+    holds the top eigenvalue and the trace at every step."""
+    v = np.linspace(-1.0, 1.5, 12)
+    widget = HessianWidget(rosenbrock_n, v)
+    for step in range(n_steps):
+        widget.track(step, x=v)
+        v = v - rate * tg.grad(rosenbrock_n)(tg.tensor(v)).numpy()
+    widget.flush()
+    return widget
 
 
-def descent_spectrum(v, n_steps: int, start: int = 0, rate: float = 0.01) -> tuple:
-    """Gradient descent on the 12-variable Rosenbrock function: at each step, the exact
-    Hessian's largest eigenvalue and its trace."""
-    steps, top, trace = [], [], []
-    for step in range(start, start + n_steps):
-        hess = tg.hessian(rosenbrock_n)(v).numpy()
-        steps.append(step)
-        top.append(float(np.linalg.eigvalsh(hess)[-1]))
-        trace.append(float(np.trace(hess)))
-        v = v - rate * tg.grad(rosenbrock_n)(v)
-    return steps, top, trace
+def hessian_density(n: int = 400) -> HessianWidget:
+    """A Rosenbrock function of ``n`` variables: past ``max_heatmap`` the widget never forms
+    the Hessian and draws its eigenvalue density by stochastic Lanczos quadrature."""
+    return HessianWidget(rosenbrock_n, np.linspace(-1.0, 1.5, n))
 
 
 # ---- Mixed precision --------------------------------------------------------------------
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def scaled_run(growth_interval: int, n_steps: int = 160, seed: int = 0) -> dict:
-    """Dynamic loss scaling as PyTorch's GradScaler does it (initial scale 2^16, factor 2), on a
-    noisy linear regression trained with minibatches, its scaled gradients cast to float16: an
-    overflow (an infinity after the cast) skips the step and halves the scale;
-    ``growth_interval`` clean steps in a row double it."""
+def _scaler_rule(config: dict, scale: float, tracker: int, found_inf: bool) -> tuple:
+    """GradScaler's update: an overflow backs the scale off and restarts the count of clean
+    steps; ``growth_interval`` clean steps in a row grow it. Returns (scale, tracker, grew)."""
+    if found_inf:
+        return scale * config["backoff_factor"], 0, False
+    tracker += 1
+    if tracker == config["growth_interval"]:
+        return scale * config["growth_factor"], 0, True
+    return scale, tracker, False
+
+
+def _metrics(scale: float, history: list, growths: int) -> dict:
+    """What ``stability_metrics()`` returns, as a dict."""
+    overflows = sum(r["found_inf"] for r in history)
+    return {"current_scale": scale, "overflow_count": overflows,
+            "skipped_steps": sum(r["skipped"] for r in history), "growth_events": growths,
+            "scale_history": history}  # fmt: skip
+
+
+def scaled_run(config: dict | None = None, n_steps: int = 160, seed: int = 0,
+               callback=None) -> dict:  # fmt: skip
+    """Dynamic loss scaling as PyTorch's GradScaler does it, on a noisy linear regression
+    trained with minibatches, its scaled gradients cast to float16: an overflow (an infinity
+    after the cast) skips the step and backs the scale off. ``config`` as
+    :data:`~tfgrad_widgets.loss_scale_widget.DEFAULT_CONFIG`; ``callback(step, info)`` after
+    each step (``info``: ``loss``, ``scale``, ``found_inf``), e.g. a LossScaleWidget. Returns
+    what ``stability_metrics()`` returns, plus ``losses``."""
+    from .loss_scale_widget import DEFAULT_CONFIG
+
+    config = {**DEFAULT_CONFIG, **(config or {})}
     rng = tg.random.Generator(seed)
     x = rng.normal((256, 4))
     y = x @ tg.tensor([2.0, -1.0, 0.5, 3.0]) + rng.normal(256, std=2.0)
     w = tg.zeros(4)
     loss = lambda w, x, y: tg.mean((x @ w - y) ** 2)  # noqa: E731
-    scale, clean = 2.0**16, 0
-    scales, losses, overflows = [], [], []
+    scale, tracker, growths = float(config["initial_scale"]), 0, 0
+    history, losses = [], []
     for step in range(n_steps):
         batch = tg.tensor(np.arange(step * 8, step * 8 + 8) % 256)
         value, g = tg.value_and_grad(loss)(w, tg.take(x, batch, axis=0), tg.take(y, batch))
         with np.errstate(over="ignore"):  # the overflow is what is being detected
             scaled = (g.numpy() * scale).astype(np.float16)  # what a float16 backward holds
-        scales.append(scale)
+        found_inf = not np.isfinite(scaled).all()
+        history.append({"step": step, "scale": scale, "found_inf": found_inf,
+                        "skipped": found_inf})  # fmt: skip
         losses.append(float(value))
-        if not np.isfinite(scaled).all():
-            overflows.append(step)
-            scale, clean = scale / 2, 0
-            continue
-        w = w - 0.02 * tg.tensor(scaled.astype(np.float64) / scale)
-        clean += 1
-        if clean == growth_interval:
-            scale, clean = scale * 2, 0
-    return {"steps": list(range(n_steps)), "scales": scales, "losses": losses,
-            "overflows": overflows}  # fmt: skip
+        if callback is not None:
+            callback(step, {"loss": float(value), "scale": scale, "found_inf": found_inf})
+        if not found_inf:
+            w = w - 0.02 * tg.tensor(scaled.astype(np.float64) / scale)
+        scale, tracker, grew = _scaler_rule(config, scale, tracker, found_inf)
+        growths += grew
+    return {**_metrics(scale, history, growths), "losses": losses}
 
 
-def loss_scale() -> ChartWidget:
-    """The loss scale falls at each overflow (crosses) and grows after clean steps; the slider
-    sets how many, the button runs it again."""
-    run = scaled_run(20)
-    chart = ChartWidget({
-        "title": "Dynamic loss scaling (float16 gradients)",
-        "columns": 2,
-        "controls": [
-            {"id": "growth", "kind": "slider", "label": "growth interval", "min": 5, "max": 60,
-             "step": 5, "value": 20},
-            {"id": "restart", "kind": "button", "label": "run again"},
-            {"id": "logloss", "kind": "toggle", "label": "log loss", "key": "loss.yscale",
-             "values": ["linear", "log"]},
-        ],
-        "panels": [
-            {"id": "scale", "kind": "xy", "title": "loss scale", "x": {"label": "step"},
-             "y": {"label": "scale", "scale": "log"},
-             "layers": [{"id": "scale", "x": run["steps"], "y": run["scales"], "color": 0,
-                         "markers": run["overflows"], "marker_label": "overflow: step skipped"}]},
-            {"id": "loss", "kind": "xy", "title": "loss", "x": {"label": "step"},
-             "y": {"label": "mean squared error"},
-             "layers": [{"id": "loss", "x": run["steps"], "y": run["losses"], "color": 1}]},
-        ],
-    })  # fmt: skip
+def loss_scale() -> LossScaleWidget:
+    """The float16 regression, live: the sliders set the scaler's config and restart the run,
+    the widget following each step (its callback)."""
+    return LossScaleWidget(
+        run=lambda config, widget: scaled_run(config, callback=widget),
+        config={"initial_scale": 2.0**16, "growth_interval": 20},
+    )
 
-    def restart(_value) -> None:
-        again = scaled_run(int(chart.view.get("growth", 20)))
-        chart.set_layer("scale", "scale", y=again["scales"], markers=again["overflows"])
-        chart.set_layer("loss", "loss", y=again["losses"])
 
-    chart.on_view("restart", restart)
-    chart.on_view("growth", restart)
-    return chart
+def gradient_magnitudes(n_steps: int = 300, seed: int = 0) -> list:
+    """A synthetic run's largest gradient magnitude at each step: log-normal around 0.05, and
+    about one step in 30 a spike 50 times larger (a hard batch)."""
+    rng = np.random.default_rng(seed)
+    g = np.exp(rng.normal(np.log(0.05), 0.6, n_steps))
+    g[rng.random(n_steps) < 1 / 30] *= 50
+    return g.tolist()
+
+
+def simulate_scaler(config: dict, magnitudes, callback=None) -> dict:
+    """GradScaler's rule in plain Python on a given sequence of gradient magnitudes: a step
+    overflows when magnitude × scale passes float16's largest number; a synthetic loss falls
+    by 2% on each step that is not skipped. Returns what ``stability_metrics()`` returns (a
+    dict) plus ``losses``; ``callback(step, info)`` after each step."""
+    scale, tracker, growths, loss = float(config["initial_scale"]), 0, 0, 1.0
+    history, losses = [], []
+    for step, magnitude in enumerate(magnitudes):
+        found_inf = magnitude * scale > FLOAT16_MAX
+        history.append({"step": step, "scale": scale, "found_inf": found_inf,
+                        "skipped": found_inf})  # fmt: skip
+        losses.append(loss)
+        if callback is not None:
+            callback(step, {"loss": loss, "scale": scale, "found_inf": found_inf})
+        if not found_inf:
+            loss = 0.1 + 0.98 * (loss - 0.1)
+        scale, tracker, grew = _scaler_rule(config, scale, tracker, found_inf)
+        growths += grew
+    return {**_metrics(scale, history, growths), "losses": losses}
+
+
+def loss_scale_replay() -> LossScaleWidget:
+    """A recorded run (the simulator's ``stability_metrics()``), replayed without training."""
+    from .loss_scale_widget import DEFAULT_CONFIG
+
+    metrics = simulate_scaler(DEFAULT_CONFIG, gradient_magnitudes())
+    return LossScaleWidget.replay(metrics, metrics.pop("losses"),
+                                  title="A recorded run, replayed")  # fmt: skip
 
 
 # ---- Checkpointing ------------------------------------------------------------------------
@@ -344,5 +317,7 @@ def gradient_flow() -> ChartWidget:
     }, view={"flow.yscale": "log"})  # fmt: skip
 
 
-EXAMPLES = {"tape": tape, "mlp_step": mlp_step, "hessian": hessian, "loss_scale": loss_scale,
-            "checkpointing": checkpointing, "gradient_flow": gradient_flow}  # fmt: skip
+EXAMPLES = {"tape": tape, "mlp_step": mlp_step, "hessian": hessian, "hessian_n": hessian_n,
+            "hessian_density": hessian_density, "loss_scale": loss_scale,
+            "loss_scale_replay": loss_scale_replay, "checkpointing": checkpointing,
+            "gradient_flow": gradient_flow}  # fmt: skip

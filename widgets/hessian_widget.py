@@ -3,19 +3,27 @@
 - **Two variables** (``HessianWidget(f, x0, bounds=...)``): contours of ``f``, the contours of
   its quadratic model at a point the student drags, the Hessian's eigenvectors (each scaled by
   its eigenvalue) from that point, the Newton step ``-H⁻¹g`` and a gradient step ``-rate·g``;
-  beside it, the eigenvalues as bars, the two step lengths in that panel's title. A drag writes
+  beside it, the eigenvalues as bars (their values on them), the two step lengths in that
+  panel's title. A drag writes
   the point into ``view`` (the kit's draggable handle); the kernel recomputes everything with
   ``tfgrad.grad`` and ``tfgrad.hessian`` (exact, never finite differences) and answers with a
   few ``set`` patches.
-- **n variables** (``HessianWidget(f, x)`` with n > 2): the Hessian as a heat map beside its
-  eigenvalue spectrum as bars (for n above ``max_bars``, a histogram of the eigenvalues: the
-  spectral density).
+- **n variables** (``HessianWidget(f, x)`` with 2 < n <= ``max_heatmap``): the exact Hessian,
+  all of it, as a heat map beside its eigenvalue spectrum as bars (for n above ``max_bars``, a
+  histogram of the exact eigenvalues).
+- **Many variables** (n > ``max_heatmap``): the Hessian is never formed (n² numbers, n HVPs);
+  the picture is its eigenvalue density by stochastic Lanczos quadrature
+  (:func:`tfgrad.second_order.hessian_density`: ``probes × lanczos_steps`` HVPs), with the
+  largest Ritz value marked and the trace estimate in the title. The titles say which of the
+  two pictures it is, and why.
 - **Training**: ``widget.track(step, {"top_eigenvalue": ..., "trace": ...})`` appends a point to
   each series of a line panel (added by the first call): one small patch per call.
 
 ``widget.data["local"]`` holds the plain numbers drawn: the point, f, the gradient, the exact
 Hessian, its eigenvalues and eigenvectors (columns), and for two variables both steps and
-their lengths.
+their lengths; past ``max_heatmap``, the density's summary (largest and smallest Ritz values,
+the trace estimate and its standard error, the HVPs spent). ``widget.exact`` keeps, in the
+kernel, everything computed at the current point.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from typing import Any, Callable
 import numpy as np
 
 import tfgrad as tg
+from tfgrad.second_order import hessian_density
 
 from .chart_widget import ChartWidget, contour_layer
 from .svg import fmt
@@ -40,7 +49,10 @@ class HessianWidget(ChartWidget):
     ``f`` takes one 1-D tensor of n variables and returns a scalar. For n = 2 the figure is the
     landscape (``bounds=((x_lo, x_hi), (y_lo, y_hi))``, default ``x0 ± 2``; contour ``levels``
     default to quantiles of f on the grid) with the local picture at ``x0``; ``rate`` is the
-    gradient step's step size. For n > 2 it is the Hessian at ``x0`` and its spectrum.
+    gradient step's step size. For 2 < n <= ``max_heatmap`` it is the exact Hessian at ``x0``
+    and its spectrum; past ``max_heatmap`` the eigenvalue density by stochastic Lanczos
+    quadrature (``probes`` Rademacher probes of ``lanczos_steps`` steps each, ``seed``), for
+    which H is never formed.
 
     >>> import tfgrad as tg
     >>> from tfgrad_widgets import HessianWidget
@@ -61,8 +73,11 @@ class HessianWidget(ChartWidget):
         levels: Any = None,
         rate: float = 0.1,
         grid: int = 41,
-        max_bars: int = 64,
+        max_bars: int = 32,
         max_heatmap: int = 48,
+        probes: int = 10,
+        lanczos_steps: int = 80,
+        seed: int = 0,
         title: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -75,10 +90,16 @@ class HessianWidget(ChartWidget):
         self.rate = float(rate)
         self.max_bars = int(max_bars)
         self.max_heatmap = int(max_heatmap)
+        self.slq = {"num_probes": int(probes), "lanczos_steps": int(lanczos_steps),
+                    "seed": seed, "grid_size": 256}  # fmt: skip
+        # Two variables and small n: the exact Hessian; past max_heatmap: its density only.
+        self.exact_hessian = self.n == 2 or self.n <= self.max_heatmap
         if self.n == 2:
             figure = self._landscape_figure(x0, bounds, levels, grid, title)
-        else:
+        elif self.exact_hessian:
             figure = self._matrix_figure(x0, title)
+        else:
+            figure = self._density_figure(x0, title)
         super().__init__(figure, **kwargs)
         if self.n == 2:
             self.on_view("landscape.point", self.move_to)
@@ -124,6 +145,7 @@ class HessianWidget(ChartWidget):
             "columns": 2,
             "panels": [
                 {"id": "landscape", "kind": "xy", "title": "f: drag the point", "height": 340,
+                 "legend": "below",  # inside, it would cover the landscape's upper right
                  "x": {"label": "x₀", "domain": [x_lo, x_hi]},
                  "y": {"label": "x₁", "domain": [y_lo, y_hi]},
                  "layers": [
@@ -191,15 +213,17 @@ class HessianWidget(ChartWidget):
 
     @staticmethod
     def _numbers_title(local: dict) -> str:
-        lam = local["eigenvalues"]
+        # the step lengths (the eigenvalues are on their bars): short enough for half a column
         newton = local["newton_length"]
-        return (f"λ {fmt(lam[0])}, {fmt(lam[1])} · |Newton| "
-                f"{'undefined (H singular)' if newton is None else fmt(newton)} · |gradient| "
-                f"{fmt(local['gradient_length'])}")  # fmt: skip
+        return (f"|Newton| {'undefined (H singular)' if newton is None else fmt(newton)} · "
+                f"|gradient| {fmt(local['gradient_length'])}")  # fmt: skip
 
     def move_to(self, point: Any) -> None:
         """Recompute at ``point`` (what a drag does) and send the new layers as patches."""
         point = np.asarray(point, dtype=float).ravel()
+        if not self.exact_hessian:
+            self._move_density(point)
+            return
         local = self.local(point)
         if self.n == 2:
             layers = self._local_layers(local)
@@ -213,11 +237,20 @@ class HessianWidget(ChartWidget):
             self.set_panel("spectrum", **self._spectrum_fields(local))
         self.patch({"op": "set", "path": ["local"], "value": self._shipped(local)})
 
+    def _move_density(self, point: np.ndarray) -> None:
+        fields = self._density_fields(point)
+        self.set_panel("density", title=fields["title"])
+        for layer in ("density", "top"):
+            self.set_layer("density", layer, x=fields[layer]["x"], y=fields[layer]["y"],
+                           label=fields[layer]["label"])  # fmt: skip
+        self.patch({"op": "set", "path": ["local"], "value": fields["local"]})
+
     # ---- n variables ------------------------------------------------------------------------
     def _matrix_figure(self, x0, title) -> dict:
         local = self.local(x0)
         return {
-            "title": title or f"The exact Hessian of f at a point: {self.n} variables",
+            "title": title or (f"The exact Hessian of f at a point: {self.n} variables "
+                               f"(n ≤ {self.max_heatmap}: formed in full)"),  # fmt: skip
             "columns": 2,
             "panels": [
                 {"id": "hessian", "kind": "heatmap", "height": 340, "colorbar": "∂²f/∂xᵢ∂xⱼ",
@@ -229,21 +262,15 @@ class HessianWidget(ChartWidget):
         }  # fmt: skip
 
     def _shipped(self, local: dict) -> dict:
-        """What ``data["local"]`` holds: everything, except an n × n matrix (and eigenvectors)
-        past ``max_heatmap``; ``widget.exact`` keeps the full numbers in the kernel."""
+        """What ``data["local"]`` holds (everything: n is at most ``max_heatmap`` here);
+        ``widget.exact`` keeps the same numbers in the kernel."""
         self.exact = local
-        if self.n <= self.max_heatmap:
-            return local
-        return {k: v for k, v in local.items() if k not in ("hessian", "eigenvectors")}
+        return local
 
     def _matrix_fields(self, local: dict) -> dict:
-        # n² numbers go to the browser: past max_heatmap, the leading block only
-        m = min(self.n, self.max_heatmap)
-        labels = [str(i) for i in range(m)]
-        title = ("Hessian ∂²f/∂xᵢ∂xⱼ" if m == self.n
-                 else f"Hessian, its leading {m} × {m} block of {self.n} × {self.n}")  # fmt: skip
-        return {"values": local["hessian"][:m, :m], "x_labels": labels, "y_labels": labels,
-                "title": title}  # fmt: skip
+        labels = [str(i) for i in range(self.n)]
+        return {"values": local["hessian"], "x_labels": labels, "y_labels": labels,
+                "title": f"exact Hessian, all {self.n} × {self.n}"}  # fmt: skip
 
     def _spectrum_fields(self, local: dict) -> dict:
         lam = local["eigenvalues"]
@@ -258,12 +285,51 @@ class HessianWidget(ChartWidget):
                 "values": counts, "highlight": [],
                 "y": {"label": "eigenvalues per bin"}}  # fmt: skip
 
+    # ---- Many variables: the density, H never formed ----------------------------------------
+    def _density_figure(self, x0, title) -> dict:
+        fields = self._density_fields(x0)
+        return {
+            "title": title or (f"The Hessian's eigenvalue density: {self.n} variables "
+                               f"(n > {self.max_heatmap}: H is never formed)"),
+            "panels": [
+                {"id": "density", "kind": "xy", "title": fields["title"], "height": 300,
+                 "legend": "below", "x": {"label": "eigenvalue"},
+                 "y": {"label": "density of eigenvalues"},
+                 "layers": [{"id": "density", "color": 0, **fields["density"]},
+                            {"id": "top", "color": 5, "dash": True, **fields["top"]}]},
+            ],
+            "local": fields["local"],
+        }  # fmt: skip
+
+    def _density_fields(self, point: np.ndarray) -> dict:
+        """The SLQ density at ``point`` as a line, its largest Ritz value as a dashed marker
+        line, the numbers in the title; ``self.exact`` keeps the whole result."""
+        point = np.asarray(point, dtype=float)
+        result = hessian_density(self.f, point, **self.slq)
+        value = float(self.f(tg.tensor(point)))
+        top, bottom = float(result.nodes.max()), float(result.nodes.min())
+        summary = {"value": value, "top_ritz": top, "bottom_ritz": bottom,
+                   "trace": result.trace, "trace_std_error": result.trace_std_error,
+                   "hvps": result.hvps, "method": "stochastic Lanczos quadrature"}  # fmt: skip
+        self.exact = {"point": point, **summary, "density": result}
+        probes, steps = self.slq["num_probes"], result.nodes.shape[1]
+        return {
+            "title": (f"eigenvalue density (SLQ, {result.hvps} HVPs) · trace ≈ "
+                      f"{fmt(result.trace)} ± {fmt(2 * result.trace_std_error)}"),
+            "density": {"x": result.grid, "y": result.density,
+                        "label": f"stochastic Lanczos quadrature: {probes} probes × {steps} steps"},
+            "top": {"x": [top, top], "y": [0.0, float(result.density.max())],
+                    "label": f"largest Ritz value {fmt(top)} ≈ λmax"},
+            "local": summary,
+        }  # fmt: skip
+
     # ---- Training ---------------------------------------------------------------------------
     def track(self, step: float, values: dict | None = None, *, x: Any = None) -> None:
         """Append ``values["top_eigenvalue"]`` and/or ``values["trace"]`` at ``step`` to the
         training panel (added by the first call): one small patch each time. With ``x`` (the
         current parameters, a flat vector) instead, the widget computes both from the exact
-        Hessian of its ``f`` there and moves its picture to ``x``: a training loop's callback."""
+        Hessian of its ``f`` there (past ``max_heatmap``: the largest Ritz value and the trace
+        estimate of the density) and moves its picture to ``x``: a training loop's callback."""
         if x is not None:
             x = np.asarray(x.numpy() if hasattr(x, "numpy") else x, dtype=float).ravel()
             if self.n == 2:  # the drawn point follows too (the view holds it)
@@ -272,9 +338,13 @@ class HessianWidget(ChartWidget):
                     self.move_to(x)
             else:
                 self.move_to(x)
-            hess = self.exact["hessian"]
-            values = {"top_eigenvalue": float(self.exact["eigenvalues"][-1]),
-                      "trace": float(np.trace(hess)), **(values or {})}  # fmt: skip
+            if self.exact_hessian:
+                computed = {"top_eigenvalue": float(self.exact["eigenvalues"][-1]),
+                            "trace": float(np.trace(self.exact["hessian"]))}  # fmt: skip
+            else:  # estimates: the largest Ritz value and SLQ's trace
+                computed = {"top_eigenvalue": self.exact["top_ritz"],
+                            "trace": self.exact["trace"]}  # fmt: skip
+            values = {**computed, **(values or {})}
         values = values or {}
         unknown = set(values) - set(TRACKED)
         if unknown or not values:

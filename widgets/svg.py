@@ -284,11 +284,14 @@ def figure_svg(figure: dict, view: dict, width: float) -> str:
 
 
 def panel_height(panel: dict, panel_w: float) -> float:
+    """A panel's ``height`` (or the default), plus the rows of a legend drawn below its plot."""
     if panel.get("height"):
-        return panel["height"]
-    if panel.get("kind") == "timeline":
-        return MARGIN["top"] + 28 * max(1, len(panel.get("lanes", []))) + MARGIN["bottom"]
-    return THEME["panel_height"]
+        height = panel["height"]
+    elif panel.get("kind") == "timeline":
+        height = MARGIN["top"] + 28 * max(1, len(panel.get("lanes", []))) + MARGIN["bottom"]
+    else:
+        height = THEME["panel_height"]
+    return height + legend_below_height(panel, panel_w - MARGIN["left"] - MARGIN["right"])
 
 
 def panel_svg(panel: dict, view: dict, x: float, y: float, w: float, h: float) -> str:
@@ -346,6 +349,7 @@ def xy_geometry(panel: dict, view: dict, w: float, h: float) -> dict:
     """The scales of an xy panel; the front end inverts them to turn a drag into data."""
     pid = panel.get("id", "")
     left, top, pw, ph = _plot_box(w, h)
+    ph -= legend_below_height(panel, pw)  # the plot keeps its size; the legend adds the rows
     axes = {}
     for axis, r0, r1 in (("x", left, left + pw), ("y", top + ph, top)):
         spec = panel.get(axis, {})
@@ -367,19 +371,18 @@ def xy_body(panel: dict, view: dict, w: float, h: float) -> str:
     xs, ys = panel.get("x", {}), panel.get("y", {})
     out = [_frame(g["left"], g["top"], g["pw"], g["ph"], x_ticks, y_ticks, xs.get("label", ""),
                   ys.get("label", ""))]  # fmt: skip
-    legend = []
     for index, layer in enumerate(panel.get("layers", [])):
         kind = layer.get("kind", "line")
         c = layer["color"] if "color" in layer else index
         css = color(c)
         lid = esc(layer.get("id", str(index)))
         if kind in ("line", "path"):
-            out.append(_line(layer, fx, fy, css, lid, kind))
+            out.append(_clip_to_plot(g, _line(layer, fx, fy, css, lid, kind)))
         elif kind == "scatter":
             chosen = view.get(f"{pid}.{layer.get('id', str(index))}", layer.get("selected"))
             out.append(_scatter(layer, fx, fy, css, lid, chosen))
         elif kind == "arrow":
-            out.append(_arrows(layer, fx, fy, css, lid))
+            out.append(_clip_to_plot(g, _arrows(layer, fx, fy, css, lid)))
         elif kind == "point":  # where the student dragged it, else where the data puts it
             key = f"{pid}.{layer.get('id', str(index))}"
             x, y = view[key] if key in view else (layer.get("x"), layer.get("y"))
@@ -387,12 +390,87 @@ def xy_body(panel: dict, view: dict, w: float, h: float) -> str:
             if px is not None and py is not None:
                 out.append(f'<circle class="tf-handle" data-layer="{lid}" cx="{num(px)}" '
                            f'cy="{num(py)}" r="7" fill="{css}"/>')  # fmt: skip
-        if layer.get("label"):
-            legend.append((layer["label"], css, kind))
-        if kind == "line" and layer.get("markers") and layer.get("marker_label"):
-            legend.append((layer["marker_label"], css, "marker"))
-    out.append(_legend(legend, g["left"] + g["pw"] - 8, g["top"] + 8))
+    entries = legend_entries(panel)
+    if panel.get("legend") == "below":
+        out.append(_legend_below(legend_rows(entries, g["pw"]), g["left"],
+                                 g["top"] + g["ph"] + MARGIN["bottom"]))  # fmt: skip
+    else:
+        out.append(_legend(entries, g["left"] + g["pw"] - 8, g["top"] + 8))
     return "".join(out)
+
+
+def _clip_to_plot(g: dict, body: str) -> str:
+    """``body`` cut at the plot's edges: a nested ``<svg>`` whose viewBox is the plot box, so
+    the coordinates inside stay the panel's (no clipPath, whose id would have to be unique in
+    the page). Lines, contours and arrows (a long Newton step) go in it; points and labels do
+    not, so a point at the edge keeps its label."""
+    if not body:
+        return ""
+    box = f'{num(g["left"])} {num(g["top"])} {num(g["pw"])} {num(g["ph"])}'
+    return (f'<svg class="tf-clip" x="{num(g["left"])}" y="{num(g["top"])}" '
+            f'width="{num(g["pw"])}" height="{num(g["ph"])}" viewBox="{box}" '
+            f'overflow="hidden">{body}</svg>')  # fmt: skip
+
+
+def legend_entries(panel: dict) -> list:
+    """``(label, colour, kind)`` of each labelled layer of an xy panel, and of its markers."""
+    entries = []
+    for index, layer in enumerate(panel.get("layers", [])):
+        kind = layer.get("kind", "line")
+        css = color(layer["color"] if "color" in layer else index)
+        if layer.get("label"):  # a dashed line gets a dashed key
+            entries.append((layer["label"], css, "dash" if layer.get("dash") else kind))
+        if kind == "line" and layer.get("markers") and layer.get("marker_label"):
+            entries.append((layer["marker_label"], css, "marker"))
+    return entries
+
+
+def legend_rows(entries: list, width: float) -> list:
+    """The entries left to right in rows no wider than ``width``: ``(x offset, entry)``."""
+    size = THEME["small"]
+    rows, row, x = [], [], 0.0
+    for entry in entries:
+        wide = 26 + text_width(entry[0], size)
+        if row and x + wide > width:
+            rows.append(row)
+            row, x = [], 0.0
+        row.append((x, entry))
+        x += wide + 16
+    if row:
+        rows.append(row)
+    return rows
+
+
+def legend_below_height(panel: dict, pw: float) -> float:
+    """The height a ``"legend": "below"`` takes under an xy panel's plot (0 for the others: a
+    legend inside the plot takes none)."""
+    if panel.get("kind", "xy") != "xy" or panel.get("legend") != "below":
+        return 0
+    rows = legend_rows(legend_entries(panel), pw)
+    return len(rows) * (THEME["small"] + 6) + 4 if rows else 0
+
+
+def _legend_below(rows: list, left: float, top: float) -> str:
+    """A legend under the plot (below the x axis's label), where it covers no data."""
+    if not rows:
+        return ""
+    size = THEME["small"]
+    out = ['<g class="tf-legend tf-legend-below">']
+    for r, row in enumerate(rows):
+        y = top + r * (size + 6) + size * 0.5
+        for offset, (label, css, kind) in row:
+            x = left + offset
+            if kind == "marker":
+                out.append(f'<path class="tf-markers" d="{_marker_path(x + 9, y)}" '
+                           f'stroke="{css}"/>')  # fmt: skip
+            elif kind in ("scatter", "point"):
+                out.append(f'<circle cx="{num(x + 9)}" cy="{num(y)}" r="4" fill="{css}"/>')
+            else:
+                dash = ' stroke-dasharray="5 4"' if kind == "dash" else ""
+                out.append(f'<path class="tf-line" d="M{num(x)} {num(y)}H{num(x + 18)}" '
+                           f'stroke="{css}"{dash}/>')  # fmt: skip
+            out.append(_text(x + 26, y + size * 0.35, label, "tf-key"))
+    return "".join(out) + "</g>"
 
 
 def _points(layer: dict, fx, fy) -> list:
@@ -496,8 +574,9 @@ def _legend(entries: list, right: float, top: float) -> str:
         elif kind in ("scatter", "point"):
             out.append(f'<circle cx="{num(tx - 14)}" cy="{num(y)}" r="4" fill="{css}"/>')
         else:
+            dash = ' stroke-dasharray="5 4"' if kind == "dash" else ""
             out.append(f'<path class="tf-line" d="M{num(tx - 24)} {num(y)}H{num(tx - 6)}" '
-                       f'stroke="{css}"/>')  # fmt: skip
+                       f'stroke="{css}"{dash}/>')  # fmt: skip
     return "".join(out) + "</g>"
 
 

@@ -89,7 +89,7 @@ def seeded(data) -> np.random.Generator:
 class Spec:
     dtypes: tuple[str, ...]
     cases: Callable[[str], list[tuple[tuple[np.ndarray, ...], dict[str, Any]]]]
-    compare: str = "exact"  # exact | close | sum | prod | matmul | normal
+    compare: str = "exact"  # exact | close | sum | prod | matmul | conv | normal
 
 
 def _unary(low, high, others=()):
@@ -353,6 +353,38 @@ def _matmul_cases(dtype):
     return [((draw(dtype, a, -3, 3), draw(dtype, b, -3, 3)), {}) for a, b in MATMUL_SHAPES]
 
 
+# (x, w, stride, padding, dilation): one image and several, strides, padding past the kernel,
+# dilation, a 1x1 kernel, and empty batches and channels
+CONV_SHAPES = [
+    ((1, 1, 5, 5), (1, 1, 3, 3), 1, 0, 1),
+    ((2, 3, 6, 7), (4, 3, 3, 2), (2, 1), (1, 2), 1),
+    ((2, 2, 7, 6), (3, 2, 2, 3), (1, 3), 0, (2, 1)),
+    ((1, 2, 4, 4), (2, 2, 1, 1), 2, 3, 1),
+    ((0, 2, 4, 4), (3, 2, 3, 3), 1, 1, 1),
+    ((2, 0, 4, 4), (3, 0, 3, 3), 1, 0, 1),
+]
+
+
+def _conv_cases(op):
+    def cases(dtype):
+        out = []
+        for x_shape, w_shape, *pairs in CONV_SHAPES:
+            stride, padding, dilation = ((v, v) if isinstance(v, int) else v for v in pairs)
+            params = {"stride": stride, "padding": padding, "dilation": dilation}
+            x, w = draw(dtype, x_shape, -3, 3), draw(dtype, w_shape, -3, 3)
+            y_shape = REFERENCE.run("conv2d", x, w, **params).shape
+            g = draw(dtype, y_shape, -3, 3)
+            if op == "conv2d":
+                out.append(((x, w), params))
+            elif op == "conv2d_input_grad":
+                out.append(((g, w), {"input_size": x_shape[2:], **params}))
+            else:
+                out.append(((x, g), {"kernel_size": w_shape[2:], **params}))
+        return out
+
+    return Spec(FLOATS, cases, "conv")
+
+
 def _full_cases(dtype):
     values = {"bool": [True, 0], "int32": [7, -3, 2.9], "int64": [-(2**40), 5]}.get(
         dtype, [0.1, -0.0, 1e30, -2.5, 1 + 2**-11 + 2**-40]
@@ -420,6 +452,7 @@ TABLE: dict[str, Spec] = {
     "take": Spec(ALL, _take_cases),
     "scatter_add": Spec(ALL, _scatter_add_cases),
     "matmul": Spec(ALL, _matmul_cases, "matmul"),
+    **{op: _conv_cases(op) for op in ("conv2d", "conv2d_input_grad", "conv2d_weight_grad")},
     "full": Spec(ALL, _full_cases),
     "arange": Spec(ALL, _arange_cases),
     "eye": Spec(ALL, _eye_cases),
@@ -479,6 +512,10 @@ def assert_agrees(op: str, got: np.ndarray, want: np.ndarray, args, params, comp
         a, b = (np.abs(_as_float(v)) for v in args[:2])
         k = a.shape[-1]
         bound = bound + k * eps * np.matmul(a, b)
+    elif compare == "conv":  # as matmul: terms x rounding per term, scaled by the |a| |b| op
+        a, b = (np.abs(_as_float(v)) for v in args[:2])
+        terms = max(a.size, b.size)  # at least the terms of one output element
+        bound = bound + terms * eps * REFERENCE.run(op, a, b, **params)
     with np.errstate(invalid="ignore"):  # inf - inf where both are inf: checked above
         err = np.abs(g - w)
     bad = finite & ~(err <= bound)

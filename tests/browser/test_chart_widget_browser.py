@@ -1,7 +1,8 @@
 """The ChartWidget in JupyterLab: notebooks/99_widget_gallery.ipynb run in a 1280 x 720 window
 with the file browser open. Each chart renders live; a click on the checkpointing frontier, a
-drag of the Hessian's point and the gradient-flow toggle change the view, and the kernel's
-answers (patches) redraw it. Screenshots land in ``$TFGRAD_ARTIFACTS``."""
+drag of the Hessian's point, the gradient-flow toggle and the loss scale's growth-interval
+slider change the view, and the kernel's answers (patches) redraw it. Screenshots land in
+``$TFGRAD_ARTIFACTS``."""
 
 from __future__ import annotations
 
@@ -90,7 +91,17 @@ def test_chart_widgets_in_jupyterlab(page, lab_server, artifacts_dir, record_pro
     assert printed.startswith("[") and float(printed.strip("[]\n").split(",")[0]) > -1.2
     lab.screenshot(page, artifacts_dir / "chart_widget_hessian.png")
 
-    # Loss scaling: as drawn at first (its slider and button rerun the run in the kernel).
-    chart(page, "gallery.loss_scale()")
+    # Loss scaling: the growth-interval slider restarts the run in the kernel, which streams
+    # the new run back (the title's counts change).
+    scaling = chart(page, "gallery.loss_scale()")
+    title = scaling.locator(".tf-figtitle")
+    before = title.text_content()
+    assert "8 overflows" in before
+    scaling.locator('[data-control="growth_interval"] input').evaluate(
+        "(input) => { input.value = '60'; input.dispatchEvent(new Event('input')); }"
+    )
+    expect(title).not_to_have_text(before, timeout=UPDATE_MS)
+    printed = lab.kernel_output(page, "print(loss_scale.config['growth_interval'])")
+    assert printed.strip() == "60"
     lab.screenshot(page, artifacts_dir / "chart_widget_loss_scale.png")
     assert not page.errors, page.errors

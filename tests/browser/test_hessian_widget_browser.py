@@ -2,7 +2,7 @@
 ships (the ChartWidget's, with a stand-in model). Its figures are the same markup on both
 sides; a drag of the point by the mouse writes the view, the kernel's answer (patches) moves the
 Newton step, and the live drawing is the kernel's snapshot. A screenshot lands in
-``$TFGRAD_ARTIFACTS`` (hessian_widget.png, hessian_widget_n.png)."""
+``$TFGRAD_ARTIFACTS`` (hessian_widget.png, hessian_widget_n.png, hessian_widget_density.png)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,10 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
         two.track(0, {"top_eigenvalue": 40.0, "trace": 50.0})
         many = HessianWidget(chained, np.linspace(-1.0, 1.5, 12))
         dense = HessianWidget(chained, np.linspace(-1.0, 1.5, 12), max_bars=6)
-    for name, w in {"two": two, "many": many, "density": dense}.items():
+        slq = HessianWidget(chained, np.linspace(-1.0, 1.5, 60))  # past max_heatmap
+    assert slq.panel("density") and "H is never formed" in slq.data["title"]
+    widgets = {"two": two, "many": many, "histogram": dense, "slq": slq}
+    for name, w in widgets.items():
         for width in (1000, 420):
             js = page.evaluate("([d, v, w]) => kit.figureSVG(d, v, w)", [w.data, w.view, width])
             assert js == figure_svg(w.data, w.view, width), (name, width)
@@ -66,6 +69,14 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
     assert _live_equals(page, figure_svg(many.data, many.view, width))
     assert page.locator('[data-panel="hessian"]').count() == 1
     page.screenshot(path=str(artifacts_dir / "hessian_widget_n.png"))
+    # many variables: the density, live
+    page.evaluate("() => window.cleanup && window.cleanup()")
+    page.evaluate("() => document.getElementById('root').replaceChildren()")
+    render_view(page, slq.get_state())
+    width = page.evaluate("() => model.get('width')")
+    assert _live_equals(page, figure_svg(slq.data, slq.view, width))
+    assert page.locator('path.tf-line[data-layer="density"]').count() == 1
+    page.screenshot(path=str(artifacts_dir / "hessian_widget_density.png"))
 
 
 def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
@@ -75,6 +86,12 @@ def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
     render_view(page, w.get_state())
     width = page.evaluate("() => model.get('width')")
     assert _live_equals(page, figure_svg(w.data, w.view, width))  # the kernel's picture
+    # the legend sits below the landscape's plot (under its axis label), covering no data
+    plot, legend, label = (page.locator(f'[data-panel="landscape"] {css}').first.bounding_box()
+                           for css in (".tf-plot", ".tf-legend", ".tf-label"))  # fmt: skip
+    assert legend["y"] >= label["y"] + label["height"] > plot["y"] + plot["height"]
+    # (within the plot's width, give or take half a stroke)
+    assert plot["x"] - 2 <= legend["x"] < legend["x"] + legend["width"] <= plot["x"] + plot["width"]
     newton = page.locator('path.tf-arrow[data-layer="newton"]')
     before = newton.get_attribute("d")
     box = page.locator(".tf-handle").bounding_box()
@@ -100,6 +117,6 @@ def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
     np.testing.assert_allclose(w.data["local"]["point"], point)
     assert _live_equals(page, figure_svg(w.data, w.view, width))
     title = page.locator('[data-panel="curvature"] .tf-title').text_content()
-    assert title.startswith("λ ") and "|Newton|" in title
+    assert title.startswith("|Newton| ") and "|gradient|" in title
     page.screenshot(path=str(artifacts_dir / "hessian_widget.png"))
     assert not page.errors, page.errors

@@ -15,7 +15,8 @@ from tfgrad_widgets.theme import THEME
 
 pytestmark = pytest.mark.timeout(300, func_only=True)
 
-CHARTS = ["hessian", "loss_scale", "checkpointing", "gradient_flow"]
+CHARTS = ["hessian", "hessian_n", "hessian_density", "loss_scale", "loss_scale_replay",
+          "checkpointing", "gradient_flow"]  # fmt: skip
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ front end reported, and the gallery's examples answering the student's drags and
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -15,7 +16,7 @@ from widget_messages import sent, size
 
 import tfgrad as tg
 from tfgrad_widgets import ChartWidget, gallery
-from tfgrad_widgets.base import esm_source, plain
+from tfgrad_widgets.base import apply_patch, esm_source, plain
 from tfgrad_widgets.chart_widget import contour_layer
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -75,6 +76,25 @@ def test_patches_are_throttled_and_the_event_loop_sends_the_last(comm):
     assert chart.layer("loss", "train")["x"][-1] == 10_199
 
 
+def test_a_set_then_extends_in_one_message_arrive_once(comm):
+    # The browser applies the patches in order to its copy of the data: a layer emptied and
+    # refilled within one throttle interval (a restarted run) must end up as the kernel's.
+    chart = line_chart(min_interval=60)
+    browser = copy.deepcopy(chart.data)
+    chart.comm.messages.clear()
+    chart.extend("loss", "train", x=[10_000], y=[1e-5])  # sent at once; the rest is held
+    chart.set_layer("loss", "train", x=[], y=[])
+    for i in range(3):
+        chart.extend("loss", "train", x=[i], y=[1.0 / (i + 1)])
+    chart.flush()
+    first, second = sent(chart)
+    assert len(second["content"]["patches"]) == 8  # the set and the extends together
+    for patch in first["content"]["patches"] + second["content"]["patches"]:
+        apply_patch(browser, patch)
+    assert chart.layer("loss", "train")["x"] == [0, 1, 2]
+    assert browser == chart.data
+
+
 def test_view_changes_from_the_browser_reach_callbacks(comm):
     chart = gallery.checkpointing()
     before = chart.panel("schedule")["spans"]
@@ -101,25 +121,6 @@ def test_dragging_the_point_moves_the_newton_step(backend):
     assert 'cx="' in chart.snapshot()  # the point is drawn where it was dragged
 
 
-def test_loss_scale_halves_on_overflow_and_grows_after_clean_steps():
-    run = gallery.scaled_run(growth_interval=20)
-    scales, overflows = run["scales"], set(run["overflows"])
-    assert overflows and scales[0] == 2.0**16
-    clean = 0
-    for step in range(1, len(scales)):
-        if step - 1 in overflows:
-            assert scales[step] == scales[step - 1] / 2
-            clean = 0
-        else:
-            clean += 1
-            grown = clean == 20
-            assert scales[step] == scales[step - 1] * (2 if grown else 1)
-            clean = 0 if grown else clean
-    chart = gallery.loss_scale()
-    chart.set_view(growth=40)  # the slider: the run starts again with the new interval
-    assert chart.layer("scale", "scale")["markers"] == gallery.scaled_run(40)["overflows"]
-
-
 def test_gradient_flow_vanishes_towards_the_input():
     norms = gallery.gradient_norms()
     assert all(a < b for a, b in zip(norms, norms[1:]))
@@ -135,7 +136,7 @@ def test_snapshot_is_drawn_at_the_width_the_front_end_reported():
     assert float(narrow.get("height")) > 1.8 * float(wide.get("height"))
     data, _ = chart._repr_mimebundle_()
     assert data["image/svg+xml"] == chart.snapshot()
-    assert data["text/plain"] == "ChartWidget(loss scale, loss)"
+    assert data["text/plain"] == "LossScaleWidget(steps=160, overflows=8)"
 
 
 def test_contours_cross_at_their_level():

@@ -9,6 +9,7 @@ import pytest
 from widget_messages import sent, size
 
 import tfgrad as tg
+import tfgrad.second_order as so
 from tfgrad_widgets import HessianWidget
 from tfgrad_widgets.svg import fmt
 
@@ -46,7 +47,11 @@ def test_the_state_holds_the_exact_hessian_and_its_eigenvalues(backend):
     assert (newton["x"], newton["y"]) == (-1.2, 1.0)
     assert [newton["dx"], newton["dy"]] == local["newton_step"]
     title = w.panel("curvature")["title"]
-    assert f"|Newton| {fmt(local['newton_length'])}" in title and "λ 23.6, 1506" in title
+    assert title == f"|Newton| {fmt(local['newton_length'])} · |gradient| " + fmt(
+        local["gradient_length"]
+    )
+    svg = w.snapshot()
+    assert ">23.6</text>" in svg and ">1506</text>" in svg  # the eigenvalues, on their bars
     # eigenvectors scaled by eigenvalue: the lengths are in the eigenvalues' ratio
     lengths = [np.hypot(a["dx"], a["dy"]) for a in w.layer("landscape", "eigenvectors")["arrows"]]
     lam = np.linalg.eigvalsh(h)
@@ -152,12 +157,51 @@ def test_n_variables_heat_map_and_spectrum(backend):
     big = HessianWidget(f, np.linspace(-1.0, 1.5, 12), max_bars=8)
     assert sum(big.panel("spectrum")["values"]) == 12
     assert "density" in big.panel("spectrum")["title"]
-    # and past max_heatmap the browser gets the leading block, the kernel keeps all of it
-    block = HessianWidget(f, np.linspace(-1.0, 1.5, 12), max_heatmap=4)
-    assert np.shape(block.panel("hessian")["values"]) == (4, 4)
-    assert "leading 4 × 4 block of 12 × 12" in block.panel("hessian")["title"]
-    assert "hessian" not in block.data["local"] and block.exact["hessian"].shape == (12, 12)
-    assert len(block.data["local"]["eigenvalues"]) == 12
+    assert "all 12 × 12" in big.panel("hessian")["title"] and "formed in full" in big.data["title"]
+
+
+def test_past_max_heatmap_the_density_by_slq_and_never_the_hessian(backend, monkeypatch):
+    def f(v):
+        return tg.sum((1 - v[:-1]) ** 2 + B * (v[1:] - v[:-1] ** 2) ** 2)
+
+    x = np.linspace(-1.0, 1.5, 12)
+    exact = np.linalg.eigvalsh(tg.hessian(f)(tg.tensor(x)).numpy())
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the full Hessian was formed")
+
+    monkeypatch.setattr(tg, "hessian", forbidden)
+    w = HessianWidget(f, x, max_heatmap=4, probes=6)
+    assert [p["id"] for p in w.data["panels"]] == ["density"]  # no heat map, no spectrum
+    assert "H is never formed" in w.data["title"] and "n > 4" in w.data["title"]
+    panel = w.panel("density")
+    assert "SLQ, 72 HVPs" in panel["title"]
+    assert "6 probes × 12 steps" in w.layer("density", "density")["label"]
+    # the drawn line is tfgrad.second_order.hessian_density's, at the widget's settings
+    reference = so.hessian_density(f, x, num_probes=6, lanczos_steps=80, seed=0, grid_size=256)
+    line = w.layer("density", "density")
+    np.testing.assert_allclose(line["x"], reference.grid, rtol=1e-12)
+    np.testing.assert_allclose(line["y"], reference.density, rtol=1e-12)
+    assert np.sum(line["y"]) * (line["x"][1] - line["x"][0]) == pytest.approx(1, rel=1e-3)
+    # 12 Lanczos steps on 12 variables: the Ritz values are the eigenvalues
+    local = w.data["local"]
+    assert local["top_ritz"] == pytest.approx(exact[-1], rel=1e-8)
+    assert local["bottom_ritz"] == pytest.approx(exact[0], rel=1e-6, abs=1e-8)
+    assert w.layer("density", "top")["x"] == [local["top_ritz"]] * 2
+    # the trace is Hutchinson's estimate: within its error bars of the exact trace
+    assert abs(local["trace"] - exact.sum()) < 4 * local["trace_std_error"]
+    assert local["trace"] == pytest.approx(reference.trace, rel=1e-12)
+    assert "hessian" not in local and local["hvps"] == 72
+    # moving and tracking use the density too
+    w.track(0, x=np.zeros(12))
+    assert w.layer("training", "top_eigenvalue")["y"] == [w.exact["top_ritz"]]
+    assert w.layer("training", "trace")["y"] == [w.exact["trace"]]
+    np.testing.assert_allclose(
+        w.layer("density", "density")["y"],
+        so.hessian_density(f, np.zeros(12), num_probes=6, seed=0, grid_size=256).density,
+        rtol=1e-12,
+    )
+    assert 'data-layer="density"' in w.snapshot()
 
 
 def test_bad_points_are_refused():

@@ -28,7 +28,12 @@ movement           reshape(x, shape), transpose(x, axes), broadcast_to(x, shape)
                    ``concatenate(*xs, axis)``
 indexing           take(x, indices, axis) with int64 indices; scatter_add(operand, indices,
                    updates, axis): operand with updates added at indices along axis
-linalg             matmul(a, b): a (..., m, k), b (..., k, n), equal batch dims, same dtype
+linalg             matmul(a, b): a (..., m, k), b (..., k, n), equal batch dims, same dtype;
+                   conv2d(x, w, stride, padding, dilation): x (N, C, H, W), w (O, C, KH, KW)
+                   -> (N, O, OH, OW), each parameter a pair (rows, columns), zero padding;
+                   its transposes conv2d_input_grad(g, w, input_size=(H, W), ...) -> x's
+                   shape and conv2d_weight_grad(x, g, kernel_size=(KH, KW), ...) -> w's
+                   (the math: tfgrad.ops.conv); floats of one dtype
 creation           full(shape, value, dtype), arange(start, step, n, dtype),
                    eye(n, m, k, dtype), random_uniform(shape, seed, counter, dtype),
                    random_normal(shape, seed, counter, dtype)
@@ -63,7 +68,7 @@ CAST = "cast"  # elementwise dtype conversion
 REDUCTION = "reduction"  # over axes: sum, max, prod; scans: cumsum, cumprod, linear_recurrence
 MOVEMENT = "movement"  # elements moved, not computed: reshape, transpose, slice, ...
 INDEXING = "indexing"  # moved by an index array: take, scatter_add
-LINALG = "linalg"  # matmul
+LINALG = "linalg"  # matmul, conv2d and its transposes
 CREATION = "creation"  # no inputs: full, arange, eye, random draws
 FAMILIES = (
     ELEMENTWISE,

@@ -153,6 +153,74 @@ def _matmul(a, b):
     return np.matmul(a.astype(c, copy=False), b.astype(c, copy=False)).astype(a.dtype, copy=False)
 
 
+# ---- Convolution: conv2d and its two transposes (see tfgrad.ops.conv for the math) ----
+def _im2col(x, kernel_size, stride, padding, dilation):
+    """``x`` (N, C, H, W) as the columns (N, C*KH*KW, OH*OW) of the windows its output
+    positions read: ``cols[n, (c, p, q), (i, j)] = x_pad[n, c, i*sh + p*dh, j*sw + q*dw]``
+    (zero padding). The copy runs along output rows, contiguous runs of OW elements."""
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    kh, kw = kernel_size
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    windows = np.lib.stride_tricks.sliding_window_view(x, span, axis=(2, 3))
+    windows = windows[:, :, ::sh, ::sw, ::dh, ::dw]  # (N, C, OH, OW, KH, KW), a strided view
+    n, c, oh, ow = windows.shape[:4]
+    return np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3)).reshape(
+        n, c * kh * kw, oh * ow
+    )
+
+
+def _conv2d(x, w, stride, padding, dilation):
+    # y[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]
+    # y[n] = w (O, C*KH*KW) @ cols[n]: one batched product, already NCHW
+    c = _compute_dtype(x.dtype)
+    cols = _im2col(x.astype(c, copy=False), w.shape[2:], stride, padding, dilation)
+    (n, _, h, v), o = x.shape, w.shape[0]
+    out = np.matmul(w.reshape(o, cols.shape[1]).astype(c, copy=False), cols)
+    oh, ow = _conv_out(h, v, w.shape[2:], stride, padding, dilation)
+    return out.reshape(n, o, oh, ow).astype(x.dtype, copy=False)
+
+
+def _conv_out(h, v, kernel_size, stride, padding, dilation):
+    return tuple(
+        (size + 2 * p - d * (k - 1) - 1) // s + 1
+        for size, k, s, p, d in zip((h, v), kernel_size, stride, padding, dilation)
+    )
+
+
+def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
+    # dx[n, c, h, v] = sum over o, p, q and the (i, j) with i*sh + p*dh - ph = h and
+    # j*sw + q*dw - pw = v of g[n, o, i, j] w[o, c, p, q]: one product gives every tap's
+    # columns; each tap (p, q) adds its own to the strided window of the padded input it read
+    dtype = g.dtype
+    c = _compute_dtype(dtype)
+    g, w = g.astype(c, copy=False), w.astype(c, copy=False)
+    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
+    (n, _, oh, ow), (_, channels, kh, kw) = g.shape, w.shape
+    h, v = input_size
+    out = np.zeros((n, channels, h + 2 * ph, v + 2 * pw), c)
+    # (N, OH, OW, C, KH, KW) -> (N, C, KH, KW, OH, OW)
+    taps = np.tensordot(g, w, axes=((1,), (0,))).transpose(0, 3, 4, 5, 1, 2)
+    for p in range(kh):
+        for q in range(kw):
+            rows = slice(p * dh, p * dh + sh * (oh - 1) + 1, sh)
+            cols = slice(q * dw, q * dw + sw * (ow - 1) + 1, sw)
+            out[:, :, rows, cols] += taps[:, :, p, q]
+    return _copy(out[:, :, ph : ph + h, pw : pw + v]).astype(dtype, copy=False)
+
+
+def _conv2d_weight_grad(x, g, kernel_size, stride, padding, dilation):
+    # dw[o, c, p, q] = sum_{n, i, j} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] g[n, o, i, j]
+    # dw = sum_n g[n] (O, OH*OW) @ cols[n]ᵀ (BLAS reads the transpose in place)
+    c = _compute_dtype(x.dtype)
+    cols = _im2col(x.astype(c, copy=False), kernel_size, stride, padding, dilation)
+    n, o, oh, ow = g.shape
+    g3 = g.astype(c, copy=False).reshape(n, o, oh * ow)
+    out = np.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0)
+    return out.reshape((o, x.shape[1]) + tuple(kernel_size)).astype(x.dtype, copy=False)
+
+
 def _arange(start, step, n, dtype):
     return (start + step * np.arange(n, dtype=np.float64)).astype(dtype)
 
@@ -229,7 +297,12 @@ INDEXING = {
     "take": lambda x, indices, axis: np.take(x, indices, axis=axis),
     "scatter_add": _scatter_add,
 }
-LINALG = {"matmul": _matmul}
+LINALG = {
+    "matmul": _matmul,
+    "conv2d": _conv2d,
+    "conv2d_input_grad": _conv2d_input_grad,
+    "conv2d_weight_grad": _conv2d_weight_grad,
+}
 CREATION = {
     "full": lambda shape, value, dtype: np.full(shape, value, dtype=dtype),
     "arange": _arange,

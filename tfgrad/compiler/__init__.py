@@ -105,7 +105,7 @@ class JitFunction:
         """(backend, (shape, dtype) per argument) when every argument is a plain Tensor."""
         if self.static_argnums:
             return None
-        key = [config.current_backend()]
+        key = [config.current_backend(), config.cast_state()]
         for a in args:
             if type(a) is not Tensor:
                 return None
@@ -129,7 +129,8 @@ class JitFunction:
                 specs.append(("static", _hashable(x, "an argument's leaf")))
         statics = tuple((i, _hashable(v, f"static argument {i}")) for i, v in static.items())
         dispatch = getattr(backend, "options", {}).get("dispatch")
-        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch)
+        casts = config.cast_state()  # a program traced under autocast holds its casts
+        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch, casts)
 
         def rebuild(new_leaves: list) -> tuple:
             it = iter(new_leaves)

@@ -49,6 +49,7 @@ from .data import (
 from .layers import (
     GELU,
     MLP,
+    Conv2d,
     Dropout,
     Flatten,
     Identity,
@@ -69,8 +70,8 @@ from .train import History, StepInfo, StopTraining, evaluate, fit
 
 __all__ = [
     # modules
-    "Module", "functional_call", "StateDictError", "Linear", "MLP", "Sequential", "Identity",
-    "Flatten", "Dropout",
+    "Module", "functional_call", "StateDictError", "Linear", "Conv2d", "MLP", "Sequential",
+    "Identity", "Flatten", "Dropout",
     # activations
     "ReLU", "LeakyReLU", "Tanh", "Sigmoid", "Softplus", "GELU", "gelu", "leaky_relu",
     # losses and metrics

@@ -1,4 +1,4 @@
-"""Layers: ``Linear``, ``MLP``, ``Sequential``, activations, ``Flatten``, ``Dropout``.
+"""Layers: ``Linear``, ``Conv2d``, ``MLP``, ``Sequential``, activations, ``Flatten``, ``Dropout``.
 
 Layers that draw random numbers (initial weights, dropout masks) take a ``generator``; left
 out, a layer makes its own ``Generator(0)``, so the same call builds the same layer every time.
@@ -17,7 +17,7 @@ from . import init as _init
 from .module import Module
 
 __all__ = [
-    "Linear", "MLP", "Sequential", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid",
+    "Linear", "Conv2d", "MLP", "Sequential", "Identity", "ReLU", "LeakyReLU", "Tanh", "Sigmoid",
     "Softplus", "GELU", "Flatten", "Dropout", "gelu", "leaky_relu",
 ]  # fmt: skip
 
@@ -76,10 +76,82 @@ class Linear(Module):
                 f"shape {x.shape}."
             )
         y = tg.matmul(x, tg.transpose(self.weight))
-        return y if self.bias is None else y + self.bias
+        # the bias joins in the product's dtype (PyTorch's F.linear under autocast): a float32
+        # bias would promote a float16 product back and keep both copies on the tape
+        return y if self.bias is None else y + tg.astype(self.bias, y.dtype)
 
     def extra_repr(self) -> str:
         return f"{self.nin}, {self.nout}, bias={self.bias is not None}"
+
+
+def _pair(value: Any, what: str) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
+        raise OptionError(f"Conv2d: {what} must be an int or a pair of ints, got {value!r}.")
+    return pair
+
+
+class Conv2d(Module):
+    r"""2-D convolution of (N, C, H, W) images by ``weight`` of shape ``(nout, nin, KH, KW)``
+    (PyTorch's layout) plus ``bias`` of shape ``(nout,)``: :func:`tfgrad.conv2d`, whose
+    derivatives are convolutions again, exact to every order.
+
+    Both start as U(-1/√fan_in, 1/√fan_in) with ``fan_in = nin·KH·KW``, PyTorch's default.
+    Cost: ``2·N·nout·OH·OW·nin·KH·KW`` flops, twice that for the gradient.
+
+    >>> import tfgrad as tg, tfgrad.nn as nn
+    >>> conv = nn.Conv2d(1, 8, 3, padding=1, generator=tg.random.Generator(0))
+    >>> conv(tg.ones((2, 1, 8, 8))).shape, conv.weight.shape
+    ((2, 8, 8, 8), (8, 1, 3, 3))
+    """
+
+    def __init__(
+        self,
+        nin: int,
+        nout: int,
+        kernel_size: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+        dilation: int | Sequence[int] = 1,
+        bias: bool = True,
+        *,
+        generator: tg.random.Generator | None = None,
+        dtype=tg.float32,
+        weight_init: Initialiser = _init.lecun_uniform,
+    ):
+        super().__init__()
+        if nin < 1 or nout < 1:
+            raise ShapeError(f"Conv2d: nin and nout must be positive, got {nin} and {nout}.")
+        generator = _generator(generator)
+        self.nin, self.nout = int(nin), int(nout)
+        self.kernel_size = _pair(kernel_size, "kernel_size")
+        self.stride = _pair(stride, "stride")
+        self.padding = _pair(padding, "padding")
+        self.dilation = _pair(dilation, "dilation")
+        self.weight = weight_init(generator, (self.nout, self.nin, *self.kernel_size), dtype)
+        if bias:
+            k = 1.0 / math.sqrt(self.nin * math.prod(self.kernel_size))
+            self.bias = generator.uniform((self.nout,), -k, k, dtype=dtype)
+        else:
+            self.bias = None
+
+    def forward(self, x: Any) -> tg.Tensor:
+        x = tg.tensor(x) if not isinstance(x, tg.Tensor) else x
+        if x.ndim != 4 or x.shape[1] != self.nin:
+            raise ShapeError(
+                f"Conv2d({self.nin}, {self.nout}): inputs must be (N, {self.nin}, H, W) images, "
+                f"got shape {x.shape}; reshape a single image with x.reshape(1, {self.nin}, H, W)."
+            )
+        y = tg.conv2d(x, self.weight, self.stride, self.padding, self.dilation)
+        if self.bias is None:
+            return y
+        return y + tg.reshape(tg.astype(self.bias, y.dtype), (1, self.nout, 1, 1))  # as Linear
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.nin}, {self.nout}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}, bias={self.bias is not None}"
+        )
 
 
 class Sequential(Module):

@@ -7,6 +7,7 @@ Importing this package also installs :class:`~tfgrad.Tensor`'s operators and met
 
 from . import (
     _common,
+    conv,
     creation,
     elementwise,
     linalg,
@@ -32,6 +33,7 @@ from .composite import (
     stop_gradient,
     var,
 )  # fmt: skip
+from .conv import conv2d
 from .creation import arange, eye, full, full_like, ones, ones_like, zeros, zeros_like
 from .elementwise import (
     abs,
@@ -89,8 +91,8 @@ from .reduce import (
 _install_numpy_protocol()  # NumPy functions and ufuncs on a Tensor run the ops above
 
 __all__ = [
-    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "cos", "cumprod",
-    "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem",
+    "abs", "add", "all", "any", "astype", "broadcast_to", "clip", "concatenate", "conv2d", "cos",
+    "cumprod", "cumsum", "diag", "divide", "dot", "equal", "exp", "expand_dims", "expm1", "getitem",
     "greater", "greater_equal", "less", "less_equal", "linear_recurrence", "linspace", "log",
     "log1p", "log_softmax", "logsumexp",
     "matmul", "max", "maximum", "mean", "min", "minimum", "multiply", "negative", "not_equal",
@@ -105,7 +107,7 @@ __all__ = [
 PRIMITIVES = tuple(
     dict.fromkeys(
         value
-        for module in (_common, elementwise, movement, reduce, linalg, creation)
+        for module in (_common, elementwise, movement, reduce, linalg, conv, creation)
         for value in vars(module).values()
         if isinstance(value, _common.Primitive)
     )

@@ -112,8 +112,11 @@ def shape_of(x: Any) -> tuple[int, ...]:
 
 
 def to_float(x: Any, op: str) -> Tensor:
-    """``x`` as a floating tensor: integers and bools become float64, as in NumPy."""
+    """``x`` as a floating tensor: integers and bools become float64, as in NumPy. The
+    composites start here, so a cast hook (``tfgrad.amp.autocast``) sees them by ``op``."""
     x = as_tensor(x)
+    if config._cast_policy is not None:
+        (x,) = config._cast_policy(op, (x,))
     return x if x.dtype.is_floating else bind(cast_p, x, dtype=float64.numpy)
 
 
@@ -236,9 +239,13 @@ def astype(x: Any, dtype: Any) -> Tensor:
 
 
 def promote_args_nobroadcast(op: str, args) -> list[Tensor]:
-    """Promote a sequence of arguments to one dtype (shapes are checked by the caller)."""
+    """Promote a sequence of arguments to one dtype (shapes are checked by the caller). A cast
+    hook sees them first, by ``op``: under autocast, matmul of a float16 and a float32 tensor
+    casts the float32 one down, rather than the float16 one up and both down again."""
     args = list(args)
     if not args:
         raise ShapeError(f"{op}: needs at least one tensor.")
+    if config._cast_policy is not None:
+        args = list(config._cast_policy(op, tuple(args)))
     dt = result_dtype(*(dtype_of(a) for a in args))
     return [as_tensor(a, dt) for a in args]

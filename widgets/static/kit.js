@@ -236,11 +236,15 @@ function panelLayout(figure, width) {
 }
 
 function panelHeight(panel, panelW) {
-  if (panel.height) return panel.height;
-  if (panel.kind === "timeline") {
-    return MARGIN.top + 28 * Math.max(1, (panel.lanes || []).length) + MARGIN.bottom;
+  let height;
+  if (panel.height) {
+    height = panel.height;
+  } else if (panel.kind === "timeline") {
+    height = MARGIN.top + 28 * Math.max(1, (panel.lanes || []).length) + MARGIN.bottom;
+  } else {
+    height = THEME.panel_height;
   }
-  return THEME.panel_height;
+  return height + legendBelowHeight(panel, panelW - MARGIN.left - MARGIN.right);
 }
 
 function panelSVG(panel, view, x, y, w, h) {
@@ -288,7 +292,8 @@ function axisValues(panel, axis) {
 
 function xyGeometry(panel, view, w, h) {
   const pid = panel.id || "";
-  const [left, top, pw, ph] = plotBox(w, h);
+  const [left, top, pw, box] = plotBox(w, h);
+  const ph = box - legendBelowHeight(panel, pw);
   const g = { left, top, pw, ph };
   for (const [axis, r0, r1] of [["x", left, left + pw], ["y", top + ph, top]]) {
     const spec = panel[axis] || {};
@@ -322,20 +327,19 @@ function xyBody(panel, view, w, h) {
   const xs = panel.x || {};
   const ys = panel.y || {};
   const out = [frame(g.left, g.top, g.pw, g.ph, xTicks, yTicks, xs.label || "", ys.label || "")];
-  const legend = [];
   (panel.layers || []).forEach((layer, index) => {
     const kind = layer.kind || "line";
     const c = "color" in layer ? layer.color : index;
     const css = color(c);
     const lid = esc(layer.id || String(index));
     if (kind === "line" || kind === "path") {
-      out.push(line(layer, fx, fy, css, lid, kind));
+      out.push(clipToPlot(g, line(layer, fx, fy, css, lid, kind)));
     } else if (kind === "scatter") {
       const key = `${pid}.${layer.id || String(index)}`;
       const chosen = key in view ? view[key] : layer.selected ?? null;
       out.push(scatter(layer, fx, fy, css, lid, chosen));
     } else if (kind === "arrow") {
-      out.push(arrows(layer, fx, fy, css, lid));
+      out.push(clipToPlot(g, arrows(layer, fx, fy, css, lid)));
     } else if (kind === "point") { // where the student dragged it, else where the data puts it
       const key = `${pid}.${layer.id || String(index)}`;
       const [x, y] = key in view ? view[key] : [layer.x ?? null, layer.y ?? null];
@@ -346,13 +350,83 @@ function xyBody(panel, view, w, h) {
           `cy="${num(py)}" r="7" fill="${css}"/>`);
       }
     }
-    if (layer.label) legend.push([layer.label, css, kind]);
+  });
+  const entries = legendEntries(panel);
+  if (panel.legend === "below") {
+    out.push(legendBelow(legendRows(entries, g.pw), g.left, g.top + g.ph + MARGIN.bottom));
+  } else {
+    out.push(legendSVG(entries, g.left + g.pw - 8, g.top + 8));
+  }
+  return out.join("");
+}
+
+function clipToPlot(g, body) {
+  // body cut at the plot's edges: a nested <svg> whose viewBox is the plot box (no clipPath id)
+  if (!body) return "";
+  const box = `${num(g.left)} ${num(g.top)} ${num(g.pw)} ${num(g.ph)}`;
+  return `<svg class="tf-clip" x="${num(g.left)}" y="${num(g.top)}" ` +
+    `width="${num(g.pw)}" height="${num(g.ph)}" viewBox="${box}" ` +
+    `overflow="hidden">${body}</svg>`;
+}
+
+function legendEntries(panel) {
+  const entries = [];
+  (panel.layers || []).forEach((layer, index) => {
+    const kind = layer.kind || "line";
+    const css = color("color" in layer ? layer.color : index);
+    if (layer.label) entries.push([layer.label, css, layer.dash ? "dash" : kind]);
     if (kind === "line" && layer.markers && layer.markers.length && layer.marker_label) {
-      legend.push([layer.marker_label, css, "marker"]);
+      entries.push([layer.marker_label, css, "marker"]);
     }
   });
-  out.push(legendSVG(legend, g.left + g.pw - 8, g.top + 8));
-  return out.join("");
+  return entries;
+}
+
+function legendRows(entries, width) {
+  const size = THEME.small;
+  const rows = [];
+  let row = [];
+  let x = 0;
+  for (const entry of entries) {
+    const wide = 26 + textWidth(entry[0], size);
+    if (row.length && x + wide > width) {
+      rows.push(row);
+      row = [];
+      x = 0;
+    }
+    row.push([x, entry]);
+    x += wide + 16;
+  }
+  if (row.length) rows.push(row);
+  return rows;
+}
+
+function legendBelowHeight(panel, pw) {
+  if ((panel.kind || "xy") !== "xy" || panel.legend !== "below") return 0;
+  const rows = legendRows(legendEntries(panel), pw);
+  return rows.length ? rows.length * (THEME.small + 6) + 4 : 0;
+}
+
+function legendBelow(rows, left, top) {
+  if (!rows.length) return "";
+  const size = THEME.small;
+  const out = ['<g class="tf-legend tf-legend-below">'];
+  rows.forEach((row, r) => {
+    const y = top + r * (size + 6) + size * 0.5;
+    for (const [offset, [label, css, kind]] of row) {
+      const x = left + offset;
+      if (kind === "marker") {
+        out.push(`<path class="tf-markers" d="${markerPath(x + 9, y)}" stroke="${css}"/>`);
+      } else if (kind === "scatter" || kind === "point") {
+        out.push(`<circle cx="${num(x + 9)}" cy="${num(y)}" r="4" fill="${css}"/>`);
+      } else {
+        const dash = kind === "dash" ? ' stroke-dasharray="5 4"' : "";
+        out.push(`<path class="tf-line" d="M${num(x)} ${num(y)}H${num(x + 18)}" stroke="${css}"${dash}/>`);
+      }
+      out.push(text(x + 26, y + size * 0.35, label, "tf-key"));
+    }
+  });
+  return out.join("") + "</g>";
 }
 
 function points(layer, fx, fy) {
@@ -459,7 +533,8 @@ function legendSVG(entries, right, top) {
     } else if (kind === "scatter" || kind === "point") {
       out.push(`<circle cx="${num(tx - 14)}" cy="${num(y)}" r="4" fill="${css}"/>`);
     } else {
-      out.push(`<path class="tf-line" d="M${num(tx - 24)} ${num(y)}H${num(tx - 6)}" stroke="${css}"/>`);
+      const dash = kind === "dash" ? ' stroke-dasharray="5 4"' : "";
+      out.push(`<path class="tf-line" d="M${num(tx - 24)} ${num(y)}H${num(tx - 6)}" stroke="${css}"${dash}/>`);
     }
   });
   return out.join("") + "</g>";

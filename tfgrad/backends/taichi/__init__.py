@@ -4,9 +4,10 @@ One module per job: :mod:`.runtime` (starting Taichi), :mod:`.buffers` (buffers 
 kernels take), :mod:`.backend` (the backend object), :mod:`.kernels` (the family tables),
 :mod:`.dispatch` (which implementation runs an op), :mod:`.fusion` (``tfgrad.jit``'s fused
 kernels), and one module per family of ops, each with its kernels, their host adapters and its
-table (:mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`, :mod:`.linalg`, :mod:`.creation`),
-with the scalar helpers they share in :mod:`.codec`. Importing this package imports Taichi but
-never calls ``ti.init``: :class:`~.backend.TaichiBackend` does, when it is constructed.
+table (:mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`, :mod:`.linalg` and :mod:`.conv`,
+:mod:`.creation`), with the scalar helpers they share in :mod:`.codec`. Importing this package
+imports Taichi but never calls ``ti.init``: :class:`~.backend.TaichiBackend` does, when it is
+constructed.
 """
 
 from __future__ import annotations

@@ -6,15 +6,17 @@ and the choice of implementation per call. The rest of the package holds one job
 - :mod:`.runtime`: starting Taichi for an arch (one runtime per process);
 - :mod:`.buffers`: buffers (NumPy arrays on the CPU, :class:`DeviceArray` on a device) and the
   flat views kernels take of them;
-- :mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`, :mod:`.linalg`, :mod:`.creation`: each
-  family's kernels, their host adapters and the family's table (:mod:`.kernels` joins them);
+- :mod:`.elementwise`, :mod:`.reduce`, :mod:`.movement`, :mod:`.linalg` (and :mod:`.conv`, the
+  family's convolutions), :mod:`.creation`: each family's kernels, their host adapters and the
+  family's table (:mod:`.kernels` joins them);
 - :mod:`.dispatch`: which implementation runs an op; :mod:`.fusion`: ``tfgrad.jit``'s fused
   kernels.
 
 Dispatch
-    Under ``dispatch="auto"`` a CPU matmul in float32/float64 runs BLAS through NumPy and a tiny
-    float array runs the reference backend's NumPy function; under ``"taichi-only"`` (the default
-    of this class; the default of ``tfgrad.init`` is ``"auto"``) every op runs its Taichi kernel.
+    Under ``dispatch="auto"`` a CPU matmul or convolution in float32/float64 runs BLAS through
+    NumPy and a tiny float array runs the reference backend's NumPy function; under
+    ``"taichi-only"`` (the default of this class; the default of ``tfgrad.init`` is ``"auto"``)
+    every op runs its Taichi kernel.
     Within a kernel, Taichi's parallel loop costs a thread-pool dispatch; below a measured size
     the loop runs serially on the calling thread instead (``SERIAL_BELOW``).
 

@@ -3,9 +3,11 @@
 Three implementations exist on the CPU:
 
 - ``"taichi"``: the op's Taichi kernel (every op has one);
-- ``"blas"``: ``np.matmul`` for a float32/float64 matmul (OpenBLAS is about twice as fast as
-  the Taichi matmul on large products and far faster on small ones: benchmarks/README.md,
-  "Matmul");
+- ``"blas"``: the reference backend's function for a float32/float64 op of the linear-algebra
+  family: ``np.matmul`` for a matmul (OpenBLAS is about twice as fast as the Taichi matmul on
+  large products and far faster on small ones: benchmarks/README.md, "Matmul"), an im2col
+  product for a convolution (faster than the Taichi kernels at every size measured:
+  benchmarks/README.md, "Convolution");
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
   Taichi launch from Python costs more than the work.

@@ -7,7 +7,7 @@ its family's table: ``entry(backend, op, *bufs, **params)`` runs it.
 from __future__ import annotations
 
 from .. import base
-from . import creation, elementwise, linalg, movement, reduce
+from . import conv, creation, elementwise, linalg, movement, reduce
 
 __all__ = ["TABLES", "KERNELS", "family_of"]
 
@@ -19,7 +19,7 @@ TABLES = {
     base.REDUCTION: reduce.REDUCTION,
     base.MOVEMENT: movement.MOVEMENT,
     base.INDEXING: movement.INDEXING,
-    base.LINALG: linalg.LINALG,
+    base.LINALG: {**linalg.LINALG, **conv.LINALG},
     base.CREATION: creation.CREATION,
 }
 KERNELS = base.KernelTables("taichi", TABLES, elementwise.scalar_entry)

@@ -91,7 +91,6 @@ except ImportError:
 BATCH, LR, MOMENTUM = 64, 0.05, 0.9
 MODELS = ("mlp", "cnn")
 MODES = ("float32", "float16", "bfloat16")
-BIAS_CAST = "float16, bias cast"  # a variant: the biases added in the matmul's dtype
 HERE = Path(__file__).resolve()
 
 
@@ -110,49 +109,19 @@ def digits(smoke: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def has_conv() -> bool:
-    return hasattr(tg, "conv2d")
+    return hasattr(nn, "Conv2d")
 
 
 # ---------------------------------------------------------------------------
 # tfgrad's models, loop and memory.
 # ---------------------------------------------------------------------------
-class _Conv2d(nn.Module):
-    """A 3x3 convolution with bias, padding 1: ``tg.conv2d`` plus the bias over channels (the
-    stand-in for ``nn.Conv2d`` on a tree that has the primitive but not the layer)."""
-
-    def __init__(self, cin: int, cout: int, bias_cast: bool = False):
-        super().__init__()
-        self.weight = tg.zeros((cout, cin, 3, 3), "float32")
-        self.bias = tg.zeros((cout,), "float32")
-        self.bias_cast = bias_cast
-
-    def forward(self, x):
-        y = tg.conv2d(x, self.weight, padding=1)
-        b = tg.astype(self.bias, y.dtype) if self.bias_cast else self.bias
-        return y + tg.reshape(b, (1, -1, 1, 1))
-
-
-class _LinearBiasCast(nn.Linear):
-    """``nn.Linear`` with the bias added in the matmul's dtype, as ``F.linear`` (addmm) does
-    under torch's autocast: a 16-bit matmul's result stays 16-bit through the bias and the ReLU
-    (``nn.Linear``'s float32 bias promotes it back to float32)."""
-
-    def forward(self, x):
-        y = tg.matmul(x, tg.transpose(self.weight))
-        return y + tg.astype(self.bias, y.dtype)
-
-
-def tfgrad_model(name: str, bias_cast: bool = False) -> nn.Module:
-    linear = _LinearBiasCast if bias_cast else nn.Linear
+def tfgrad_model(name: str) -> nn.Module:
     if name == "mlp":
-        return nn.Sequential(linear(64, 128), nn.ReLU(), linear(128, 10))
-    conv = getattr(nn, "Conv2d", None)
-    layers = (
-        (conv(1, 8, 3, padding=1), conv(8, 16, 3, padding=1))
-        if conv is not None and not bias_cast
-        else (_Conv2d(1, 8, bias_cast), _Conv2d(8, 16, bias_cast))
-    )
-    return nn.Sequential(layers[0], nn.ReLU(), layers[1], nn.ReLU(), nn.Flatten(), linear(1024, 10))
+        return nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(1024, 10),
+    )  # fmt: skip
 
 
 def tfgrad_autocast(mode: str, policy):
@@ -160,7 +129,7 @@ def tfgrad_autocast(mode: str, policy):
         return contextlib.nullcontext()
     if policy is not None:
         return policy.autocast()
-    return amp.autocast(mode.split(",")[0])
+    return amp.autocast(mode)
 
 
 def tfgrad_forward(model, params, x, y, mode, policy):
@@ -178,12 +147,11 @@ class TfgradCell:
     """One (model, mode) of tfgrad: its own model, optimiser and (float16) policy."""
 
     def __init__(self, model: str, mode: str, weights: dict, data, fit: bool = False):
-        self.model = tfgrad_model(model, bias_cast=mode.endswith("bias cast"))
+        self.model = tfgrad_model(model)
         self.model.load_state_dict({k: tg.tensor(v) for k, v in weights.items()})
         self.opt = nn.SGD(self.model.state_dict(), lr=LR, momentum=MOMENTUM)
         self.mode, self.fit = mode, fit
-        scaled = mode.startswith("float16")
-        self.policy = amp.AMPPolicy(amp.AMPConfig(enabled=True)) if scaled else None
+        self.policy = amp.AMPPolicy(amp.AMPConfig(enabled=True)) if mode == "float16" else None
         self.batches = nn.batches(*data, batch_size=BATCH)
 
     def step(self, x, y) -> float:
@@ -375,7 +343,7 @@ def cells_to_run(have_torch: bool, models) -> tuple[list[tuple[str, str, str]], 
     cells, missing = [], {}
     for model in models:
         if model == "cnn" and not has_conv():
-            missing[f"tfgrad {model}"] = "tfgrad.conv2d not on this tree"
+            missing[f"tfgrad {model}"] = "nn.Conv2d not on this tree"
         for mode in MODES:
             if have_torch:
                 cells.append(("torch", model, mode))
@@ -387,8 +355,6 @@ def cells_to_run(have_torch: bool, models) -> tuple[list[tuple[str, str, str]], 
             cells.append(("tfgrad", model, mode))
         if model == "mlp" or has_conv():
             cells.append(("tfgrad", model, "float32 (nn.fit)"))
-            if amp is not None:
-                cells.append(("tfgrad", model, BIAS_CAST))
     return cells, missing
 
 
@@ -558,7 +524,7 @@ def goals(record) -> list[dict]:
     rows = []
     for model in MODELS:
         f32 = _cell(record, "tfgrad", model, "float32")
-        for mode in ("float16", "bfloat16", BIAS_CAST):
+        for mode in ("float16", "bfloat16"):
             low = _cell(record, "tfgrad", model, mode)
             if f32 is None or low is None:
                 continue

@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -79,14 +80,20 @@ import numpy as np
 import tfgrad as tg
 import tfgrad.nn as nn
 
-try:
-    import tfgrad.amp as amp
-except ImportError:  # not on this branch yet
-    amp = None
-try:
-    import tfgrad.determinism as determinism
-except ImportError:
-    determinism = None
+
+def _feature(name: str):
+    """``tfgrad.<name>`` from this tree, or None where the tree has no such module (an editable
+    install's finder would otherwise bring it in from the installed checkout)."""
+    try:
+        module = importlib.import_module(f"tfgrad.{name}")
+    except ImportError:
+        return None
+    package = Path(tg.__file__).resolve().parent
+    return module if package in Path(module.__file__).resolve().parents else None
+
+
+amp = _feature("amp")
+determinism = _feature("determinism")
 
 BATCH, LR, MOMENTUM = 64, 0.05, 0.9
 MODELS = ("mlp", "cnn")

@@ -1,7 +1,10 @@
-"""tfgrad's few global switches, in one place: the backend, numerics checking, the cast hook.
+"""tfgrad's few global switches, in one place: the backend, numerics checking, the cast hook
+and determinism.
 
 ``tfgrad.init(backend="taichi", arch="cpu")`` picks where numbers live and kernels run; it is
 called with those defaults on first use. ``use_backend`` switches for a ``with`` block.
+``set_deterministic`` (or ``with deterministic():``) makes every backend compute in a fixed
+order; :mod:`tfgrad.determinism` adds seeds to it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,12 @@ import contextlib
 import os
 from typing import Any, Callable, Iterator
 
-from .backends import pool
+from .backends import base, pool
 from .backends.base import get_backend_class
 
 __all__ = [
-    "init", "current_backend", "use_backend", "check_numerics", "numerics_checked", "empty_cache"
+    "init", "current_backend", "use_backend", "check_numerics", "numerics_checked", "empty_cache",
+    "set_deterministic", "deterministic_enabled", "deterministic",
 ]  # fmt: skip
 
 DEFAULT_BACKEND = os.environ.get("TFGRAD_BACKEND", "taichi")
@@ -128,6 +132,39 @@ def cast_state() -> Any:
         return None
     state = getattr(policy, "state", None)
     return policy if state is None else state()
+
+
+def set_deterministic(enabled: bool = True) -> None:
+    """Compute every reduction and matmul in a fixed order (``enabled``), so that two runs, and
+    runs on any number of threads, give bitwise-equal results; ``False`` restores the default.
+
+    The one switch of deterministic mode, for every backend: a CPU float matmul runs the Taichi
+    kernel (one accumulator along k) instead of BLAS, whose blocking depends on its thread
+    count; the NumPy backend's matmul takes the same order (and gives the same bits). What it
+    costs, and what is deterministic without it: :mod:`tfgrad.determinism`.
+
+    >>> import tfgrad
+    >>> tfgrad.config.set_deterministic(True); tfgrad.config.deterministic_enabled()
+    True
+    >>> tfgrad.config.set_deterministic(False)
+    """
+    base.set_fixed_order(enabled)
+
+
+def deterministic_enabled() -> bool:
+    """Whether deterministic mode is on (see :func:`set_deterministic`)."""
+    return base.fixed_order()
+
+
+@contextlib.contextmanager
+def deterministic(enabled: bool = True) -> Iterator[None]:
+    """Deterministic mode (:func:`set_deterministic`) for a ``with`` block, then as before."""
+    previous = base.fixed_order()
+    base.set_fixed_order(enabled)
+    try:
+        yield
+    finally:
+        base.set_fixed_order(previous)
 
 
 def empty_cache() -> int:

@@ -57,7 +57,8 @@ from ..errors import BackendError, MissingKernelError
 __all__ = [
     "Backend", "Fuser", "OpInfo", "KernelTables", "FusionGroup", "FusedOp", "register_backend",
     "get_backend_class", "FAMILIES", "POINTWISE", "ELEMENTWISE", "TRANSCENDENTAL", "COMPARISON",
-    "CAST", "REDUCTION", "MOVEMENT", "INDEXING", "LINALG", "CREATION",
+    "CAST", "REDUCTION", "MOVEMENT", "INDEXING", "LINALG", "CREATION", "set_fixed_order",
+    "fixed_order",
 ]  # fmt: skip
 
 # ---- Families: what an op does with the elements of its inputs (a closed set) ----
@@ -256,6 +257,25 @@ class Fuser(Protocol):
         """A callable on the buffers of ``group.inputs[k]`` for ``k in callable.inputs`` (the
         inputs it reads: a constant may be written into the kernel instead) that returns the
         buffers of ``group.outputs``; ``callable.source`` shows the generated code."""
+
+
+# ---- Fixed order: the determinism switch's bit, which every backend reads ----
+# tfgrad.config.set_deterministic sets it (backends cannot import the core, so the bit lives
+# here, as OpInfo does). While it is set, a backend computes every sum in an order that depends
+# on the shapes alone, never on threads or a library's blocking: no BLAS matmul, whose
+# OpenBLAS/MKL partitions the sum along k by thread count (measured: tfgrad/determinism.py).
+_FIXED_ORDER = [False]
+
+
+def set_fixed_order(enabled: bool) -> None:
+    """Make every backend compute sums and products in a fixed order (``tfgrad.config`` calls
+    this; users call ``tfgrad.config.set_deterministic`` or ``tfgrad.determinism``)."""
+    _FIXED_ORDER[0] = bool(enabled)
+
+
+def fixed_order() -> bool:
+    """Whether backends must compute in a fixed order (see :func:`set_fixed_order`)."""
+    return _FIXED_ORDER[0]
 
 
 _REGISTRY: dict[str, str] = {

@@ -149,8 +149,33 @@ def _scatter_add(operand, indices, updates, axis):
 
 
 def _matmul(a, b):
-    c = _compute_dtype(a.dtype)
-    return np.matmul(a.astype(c, copy=False), b.astype(c, copy=False)).astype(a.dtype, copy=False)
+    dtype, c = a.dtype, _compute_dtype(a.dtype)
+    a, b = a.astype(c, copy=False), b.astype(c, copy=False)
+    out = _ordered_matmul(a, b) if base.fixed_order() else np.matmul(a, b)
+    return out.astype(dtype, copy=False)
+
+
+def _ordered_matmul(a, b):
+    """``a @ b`` with every sum taken p = 0, 1, ..., k-1 in one accumulator: the order of the
+    Taichi matmul kernel, so the two give the same bits (tests/test_determinism.py), on any
+    thread count. BLAS (``np.matmul``) blocks the sum along k by its thread count instead.
+
+    Costs k NumPy calls over the ``m * n`` outputs (an outer product each): some 10-100 times
+    BLAS's time (benchmarks/determinism_cost.py); deterministic mode only."""
+    vector_a, vector_b = a.ndim == 1, b.ndim == 1
+    a2 = a[None, :] if vector_a else a
+    b2 = b[:, None] if vector_b else b
+    shape = np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2]) + (a2.shape[-2], b2.shape[-1])
+    acc = np.zeros(shape, a.dtype)
+    term = np.empty(shape, a.dtype)
+    for p in range(a2.shape[-1]):
+        np.multiply(a2[..., :, p : p + 1], b2[..., p : p + 1, :], out=term)
+        acc += term
+    if vector_a:
+        acc = acc[..., 0, :]
+    if vector_b:
+        acc = acc[..., 0]
+    return acc
 
 
 # ---- Convolution: conv2d and its two transposes (see tfgrad.ops.conv for the math) ----

@@ -22,6 +22,14 @@ family) and dtype, NumPy runs arrays of fewer elements than the threshold. Modes
 - ``"taichi-only"``: every op runs its Taichi kernel (teaching, and testing every kernel).
 
 On a GPU, or with device buffers, everything stays Taichi: the buffers live on the device.
+
+Deterministic mode (``tfgrad.config.set_deterministic``, read here as
+:func:`tfgrad.backends.base.fixed_order`) sends a matmul to its Taichi kernel instead of BLAS:
+the Taichi kernels sum in an order fixed by the shapes (one accumulator along k for a matmul,
+fixed blocks and a fixed tree for a reduction), and NumPy's small-array functions are
+single-threaded with an order fixed by the shape (pairwise summation), so every op then gives
+the same bits on any thread count. OpenBLAS does not: with 1 and 2 threads it gave different
+bits for most matmul shapes measured (tfgrad/determinism.py).
 """
 
 from __future__ import annotations
@@ -151,8 +159,8 @@ class Policy:
         rule = rules.get(dtype)
         if rule is None:
             return TAICHI
-        if rule == BLAS:
-            return BLAS
+        if rule == BLAS:  # BLAS blocks the sum along k by thread count: not in fixed order
+            return TAICHI if base.fixed_order() else BLAS
         return NUMPY if _size(bufs, params) < rule else TAICHI
 
     def __repr__(self) -> str:

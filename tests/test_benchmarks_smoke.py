@@ -130,11 +130,6 @@ def test_training_epoch_cells(training):
 @pytest.mark.slow
 def test_training_epoch_deterministic_mode(training):
     record, _ = training
-    try:
-        import tfgrad.determinism  # noqa: F401
-    except ImportError:
-        assert record["determinism"] is None
-        return
     det = record["determinism"]
     (on,), (off,) = det["runs"]["on"], det["runs"]["off"]  # one child process per mode
     assert on.pop("deterministic") is True and off.pop("deterministic") is False

@@ -650,8 +650,8 @@ def compare(paths: list[str]) -> str:
         first = " / ".join(f"{x['first_epoch_s']:.2f}" if x else "—" for x in same)
 
         def kib(field):
-            vals = {x[field] for x in same if x and field in x}
-            return " / ".join(f"{v / 1024:.0f}" for v in sorted(vals)) if vals else "—"
+            vals = [f"{x[field] / 1024:.0f}" for x in same if x and field in x]
+            return " / ".join(dict.fromkeys(vals)) if vals else "—"  # each distinct figure once
 
         lines.append(
             f"| {c['model']} | {c['framework']} | {c['mode']} | {ms} | {first} | "

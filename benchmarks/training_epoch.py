@@ -47,10 +47,11 @@ What is measured:
   so it shows only which cell first raised the high-water mark; at these sizes (~1 MB of
   activations) it is dominated by libraries and compiled kernels.
 - **Deterministic mode**: tfgrad float32 epochs with ``tfgrad.determinism.set_deterministic(True,
-  seed=0)`` against the default, each mode in child processes of its own (alternating, ``--det-
-  rounds`` of each: BLAS's and Taichi's thread pools take each other's cores when mixed in one
-  process); the ratio of the medians of the rounds' medians, and whether the deterministic
-  children's trained weights were equal bit for bit.
+  seed=0)`` against the default (initial weights drawn by NumPy from seed 0, the same in every
+  child), each mode in child processes of its own (alternating, ``--det-rounds`` of each:
+  BLAS's and Taichi's thread pools take each other's cores when mixed in one process); the
+  ratio of the medians of the rounds' medians, and whether each mode's children ended with
+  trained weights equal bit for bit.
 
 The float32 loss histories of the two frameworks are compared after the warm-up epoch (the
 same data, weights and update rule: they agree to float32 rounding), which checks that both

@@ -262,3 +262,28 @@ def test_integer_ops_are_not_recorded(backend):
         y = tg.sum(tg.where(mask, x, 0.0))
     assert "gt" not in [r.op for r in tape.records]
     np.testing.assert_allclose(tape.gradient(y, x).numpy(), [1.0, 0.0])
+
+
+def test_saved_bytes_counts_each_held_buffer_once(backend):
+    with tg.GradientTape() as tape:
+        assert tape.saved_bytes() == 0  # nothing recorded yet
+        x = tape.watch(tg.ones((250,), "float64"))  # 2000 bytes
+        y = tg.sin(x)  # keeps x and y
+        z = y * y  # keeps y (twice: once) and z
+        h = tg.astype(z, "float16")  # keeps z and h, 500 bytes
+        tg.sum(tg.astype(h, "float32"))  # keeps h, a float32 copy (1000) and the scalar (4)
+    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4
+    assert tape.saved_bytes(watched=False) == 2 * 2000 + 500 + 1000 + 4  # without x
+    tape.gradient(z, x)
+    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4  # the records outlive the sweep
+
+
+def test_saved_bytes_counts_a_view_once():
+    with tg.use_backend("numpy"):
+        with tg.GradientTape() as tape:
+            w = tape.watch(tg.ones((4, 8), "float32"))  # 128 bytes
+            m = w * 2.0  # 128 bytes, and the constant 2.0 as a float32 scalar (4)
+            r = tg.reshape(m, (32,))  # a view of m's buffer
+    assert np.shares_memory(r.primal._data, m.primal._data)
+    assert tape.saved_bytes() == 128 + 4 + 128
+    assert tape.saved_bytes(watched=False) == 4 + 128

@@ -238,6 +238,41 @@ class GradientTape(Trace):
             records.append(Record(i, entries[i]))
         return records
 
+    def saved_bytes(self, watched: bool = True) -> int:
+        """Bytes of the distinct buffers the records hold: each record keeps its inputs and its
+        output for the rules, so this is the memory the tape keeps alive for its sweep (what
+        PyTorch calls the tensors saved for backward). A buffer held by several records, or
+        viewed by several tensors, counts once. ``watched=False`` leaves out the watched
+        tensors' own buffers (the parameters), leaving the activations. Cost: one pass over
+        the records' tensors (plain Python; for diagnostics and benchmarks)."""
+        spans: set[tuple[int, int]] = set()  # host arrays: [first, last) byte addresses
+        device: dict[int, int] = {}  # device buffers: id of the storage -> bytes
+        skip_spans, skip_device = [], set()
+        if not watched:
+            for leaf in self.leaves:
+                key = _buffer_key(leaf._value)
+                if key is not None and key[0] == "host":
+                    skip_spans.append(key[1:])
+                elif key is not None:
+                    skip_device.add(key[1])
+        for entry in self._entries:
+            for t in (*entry[_PRIMALS], entry[_ANS]):
+                key = _buffer_key(t)
+                if key is None:
+                    continue
+                if key[0] == "host":
+                    lo, hi = key[1:]
+                    if not any(a <= lo and hi <= b for a, b in skip_spans):  # a view of one
+                        spans.add((lo, hi))
+                elif key[1] not in skip_device:
+                    device[key[1]] = key[2]
+        total, end = 0, -1
+        for lo, hi in sorted(spans):  # the union of the host spans (views overlap)
+            if hi > end:
+                total += hi - max(lo, end)
+                end = hi
+        return total + sum(device.values())
+
     # ---- Recording ----
     def __enter__(self) -> GradientTape:
         if self._entered:
@@ -560,3 +595,25 @@ def _fit(c: Tensor, like: Tensor) -> Tensor:
 def _accumulate(adjoints: dict[int, Tensor], variable: int, c: Tensor) -> None:
     # Fan-out: a value used twice receives the sum of both cotangents.
     adjoints[variable] = add(adjoints[variable], c) if variable in adjoints else c
+
+
+def _buffer_key(t: Any) -> tuple | None:
+    """Where a tensor's buffer lies: ``("host", first, last)`` byte addresses of a NumPy array
+    (``np.byte_bounds``, which NumPy 1.24 keeps elsewhere), ``("device", id, bytes)`` of a
+    device buffer's storage, None for a value without one (a tracer of a transformation)."""
+    data = getattr(t, "_data", None)
+    if isinstance(data, np.ndarray):
+        start = data.__array_interface__["data"][0]
+        if data.size == 0:
+            return ("host", start, start)
+        lo = hi = start
+        for n, stride in zip(data.shape, data.strides):
+            if stride < 0:
+                lo += (n - 1) * stride
+            else:
+                hi += (n - 1) * stride
+        return ("host", lo, hi + data.itemsize)
+    storage = getattr(data, "array", None)
+    if storage is None:
+        return None
+    return ("device", id(storage), data.size * data.dtype.itemsize)

@@ -102,11 +102,11 @@ class JitFunction:
         return entry.outputs(entry.program.run(*(x._data for x in leaves)))
 
     def _fast_key(self, args: tuple) -> tuple | None:
-        """(backend, deterministic mode, cast state, (shape, dtype) per argument) when every
+        """(backend, autocast state, deterministic mode, (shape, dtype) per argument) when every
         argument is a plain Tensor."""
         if self.static_argnums:
             return None
-        key = [config.current_backend(), config.deterministic_enabled(), config.cast_state()]
+        key = [config.current_backend(), config.cast_state(), config.deterministic_enabled()]
         for a in args:
             if type(a) is not Tensor:
                 return None
@@ -133,8 +133,8 @@ class JitFunction:
         casts = config.cast_state()  # a program traced under autocast holds its casts
         # deterministic mode changes the kernels the program calls (no BLAS): its own entry
         fixed = config.deterministic_enabled()
-        key = (treedef_key(treedef), tuple(specs), statics, len(args), backend, dispatch, casts,
-               fixed)
+        modes = (backend, dispatch, casts, fixed)
+        key = (treedef_key(treedef), tuple(specs), statics, len(args), *modes)
 
         def rebuild(new_leaves: list) -> tuple:
             it = iter(new_leaves)

@@ -59,6 +59,8 @@ class StepInfo:
 
     @property
     def skipped(self) -> bool:
+        """Whether the step's optimiser update was skipped (``found_inf``: fit skips exactly
+        those steps, as ``GradScaler.step`` does)."""
         return self.found_inf
 
     # Read as a mapping too (``info["scale"]``, ``info.get("found_inf")``): what a callback
@@ -69,6 +71,7 @@ class StepInfo:
         raise KeyError(name)
 
     def get(self, name: str, default: Any = None) -> Any:
+        """``info[name]``, or ``default`` for a name StepInfo does not have."""
         try:
             return self[name]
         except KeyError:

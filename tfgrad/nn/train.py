@@ -48,7 +48,8 @@ class StepInfo:
     end_of_epoch: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
     # the model's parameters after the step, and the step's gradients (empty at an epoch's
-    # end), both {name: tensor}: what a widget that follows training draws
+    # end; with amp the unscaled ones, inf/NaN at a skipped step), both {name: tensor}: what a
+    # widget that follows training draws
     params: Mapping[str, tg.Tensor] = field(default_factory=dict)
     grads: Mapping[str, tg.Tensor] = field(default_factory=dict)
     # mixed precision (fit's amp=; None and False without it): the loss scale this step used

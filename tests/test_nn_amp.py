@@ -101,8 +101,7 @@ def test_the_callback_info_reads_as_a_mapping_and_drives_a_loss_scale_widget(dig
 
     def follow(step, info):
         infos.append(info)
-        if not info.end_of_epoch:  # the widget draws steps; an epoch's end repeats the last
-            widget(step, info)
+        widget(step, info)  # it draws steps only: an epoch's end repeats the last step
 
     _, _, history = fit_digits(digits, policy, epochs=1, callbacks=follow)
     metrics = policy.stability_metrics()

@@ -188,7 +188,10 @@ class LossScaleWidget(ChartWidget):
 
     def callback(self, step: float, info: Mapping) -> None:
         """A training loop's callback, ``(step, info)`` with ``info["scale"]``,
-        ``info["found_inf"]`` and ``info["loss"]`` (``nn.fit``'s signature)."""
+        ``info["found_inf"]`` and ``info["loss"]`` (``nn.fit``'s signature). ``fit``'s call at
+        the end of an epoch (``info["end_of_epoch"]``) repeats its last step: not drawn again."""
+        if info.get("end_of_epoch", False):
+            return
         self.update(step, scale=info["scale"], found_inf=info.get("found_inf", False),
                     loss=info.get("loss"), skipped=info.get("skipped"))  # fmt: skip
 

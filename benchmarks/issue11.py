@@ -206,7 +206,7 @@ def row_lanczos(torch, tg, runs: int, steps: int = 60) -> dict:
     return dict(
         n=L.N, steps=steps, times=t, ratios=ratios, torch_best=torch_best,
         ratio=ratios[torch_best], goal=1.0, met=ratios[torch_best] <= 1.0,
-        ratio_of_mins=min(_min_ratio(t, "tfgrad", k) for k in t if k != "tfgrad"),
+        ratio_of_mins=max(_min_ratio(t, "tfgrad", k) for k in t if k != "tfgrad"),
         eigenvalues=values["tfgrad"].tolist(),
     )  # fmt: skip
 

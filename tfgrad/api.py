@@ -201,17 +201,13 @@ def _jac_reverse(x, out, vjp_fn):
 _FWD_CHUNK_ELEMENTS = 1 << 22
 
 
-def _jac_forward(f_x, x, chunk_size: int | None = None, symmetric: bool = False):
+def _jac_forward(f_x, x, chunk_size: int | None = None):
     """Forward mode, one basis tangent per input element. ``f`` is evaluated once, on a tape,
     and the basis tangents are pushed through the recorded ops with their JVP rules
     (:func:`tfgrad.replay.push_tangents`), ``chunk_size`` of them per pass with a batch axis
     (all of them in one pass unless the tape is large); ``chunk_size=1`` pushes them one by
     one. Either way the tangents are those a fresh ``jvp`` per column would give, without
-    re-running ``f`` each time (where ``f`` is itself a gradient, as in ``hessian``).
-
-    ``symmetric``: the Jacobian is symmetric (a Hessian), so the tangent along ``e_i``, its
-    column ``i``, is also its row ``i``: the tangents are stacked as rows and the final
-    ``(n, n)`` transpose, a strided copy of the whole matrix, is skipped."""
+    re-running ``f`` each time (where ``f`` is itself a gradient, as in ``hessian``)."""
     with GradientTape(persistent=True) as tape:
         tracked = tape.watch(x)
         out = as_tensor(f_x(tracked))
@@ -227,7 +223,7 @@ def _jac_forward(f_x, x, chunk_size: int | None = None, symmetric: bool = False)
         for e in _basis(x.shape, x.dtype):
             t = push_tangents(tape, {tracked.variable: e}).get(out_var)
             cols.append(zeros(out_value.shape, out_value.dtype) if t is None else t)
-        return reshape(stack(cols, axis=0 if symmetric else -1), out_value.shape + x.shape)
+        return reshape(stack(cols, axis=-1), out_value.shape + x.shape)
     if chunk_size is None:
         widest = max([n, out_value.size] + [r.ans.size for r in tape.records])
         chunk_size = max(1, _FWD_CHUNK_ELEMENTS // widest)
@@ -238,8 +234,7 @@ def _jac_forward(f_x, x, chunk_size: int | None = None, symmetric: bool = False)
         t = push_tangents(tape, {tracked.variable: basis}, batch=b, keep=(out_var,)).get(out_var)
         blocks.append(zeros((b,) + out_value.shape, out_value.dtype) if t is None else t)
     cols = blocks[0] if len(blocks) == 1 else concatenate(blocks)  # (n, *out)
-    if not symmetric:
-        cols = transpose(cols, tuple(range(1, cols.ndim)) + (0,))
+    cols = transpose(cols, tuple(range(1, cols.ndim)) + (0,))
     return reshape(cols, out_value.shape + x.shape)
 
 
@@ -330,23 +325,14 @@ def jacobian(f: Callable, argnums: int = 0, mode: str = "auto"):
 
 def hessian(f: Callable, argnums: int = 0, chunk_size: int | None = None):
     """The exact Hessian of a scalar function: forward mode over reverse mode
-    (``chunk_size`` as in :func:`jacfwd`). The tangent along ``e_i`` is the Hessian's column
-    ``i``, which by symmetry is its row ``i``: the rows are returned as computed, with no
-    transpose.
+    (``chunk_size`` as in :func:`jacfwd`).
 
     >>> import tfgrad as tg
     >>> tg.hessian(lambda x: tg.sum(x ** 3))(tg.tensor([1.0, 2.0])).numpy()
     array([[ 6.,  0.],
            [ 0., 12.]])
     """
-    chunk_size = _chunk(chunk_size)
-    grad_f = grad(f, argnums)
-
-    def wrapped(*args):
-        x, g_x = _single_input(grad_f, args, _argnums(argnums, len(args), "jacfwd")[0])
-        return _jac_forward(g_x, x, chunk_size, symmetric=True)
-
-    return wrapped
+    return jacfwd(grad(f, argnums), argnums, chunk_size)
 
 
 _HVP_MODES = ("rev-over-fwd", "fwd-over-rev")

@@ -1,13 +1,14 @@
 """Top-10 Hessian eigenvalues of an MLP loss of ~100,000 parameters by Lanczos: tfgrad's
 ``hessian_spectrum`` against the same Lanczos (tfgrad.second_order's, full
 reorthogonalisation, the same start vector and number of steps) driven by torch HVPs
-(``torch.func.jvp`` over ``torch.func.grad``, forward over reverse as tfgrad's ``hvp``).
+(``torch.func.jvp`` over ``torch.func.grad``, forward over reverse; or double backward; or
+``torch.func.grad`` over ``torch.func.jvp``, reverse over forward as tfgrad's ``hvp``).
 
 Both run in one process, interleaved, float64; the ratio of medians is tfgrad / torch. Run it
 with an interpreter that has torch and this tree first on the path:
 
     PYTHONPATH=.:widgets .venv-bench/bin/python benchmarks/lanczos_top10.py [--runs 3] [--steps 60]
-        [--torch-hvp fwd-rev|rev-rev]
+        [--torch-hvp fwd-rev|rev-rev|rev-fwd]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ D_IN, HIDDEN, CLASSES, BATCH = 64, 300, 10, 128
 SHAPES = [(D_IN, HIDDEN), (HIDDEN,), (HIDDEN, HIDDEN), (HIDDEN,), (HIDDEN, CLASSES), (CLASSES,)]
 SIZES = [int(np.prod(s)) for s in SHAPES]
 N = sum(SIZES)  # 112,810
+TORCH_HVPS = ("fwd-rev", "rev-rev", "rev-fwd")
 
 
 def data(seed: int = 0):
@@ -81,14 +83,18 @@ def torch_hvp(x, y, w, mode: str):
         (gp,) = torch.autograd.grad(loss(p), p, create_graph=True)
         return torch.autograd.grad(gp @ torch.from_numpy(v), p)[0].numpy()
 
-    return (fwd_rev if mode == "fwd-rev" else rev_rev), torch
+    def rev_fwd(v):  # reverse over forward, as tfgrad's hvp: grad of (grad f . v)
+        vt = torch.from_numpy(v)
+        return torch.func.grad(lambda p: torch.func.jvp(loss, (p,), (vt,))[1])(wt).numpy()
+
+    return {"fwd-rev": fwd_rev, "rev-rev": rev_rev, "rev-fwd": rev_fwd}[mode], torch
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--torch-hvp", choices=["fwd-rev", "rev-rev"], default="fwd-rev")
+    ap.add_argument("--torch-hvp", choices=TORCH_HVPS, default="fwd-rev")
     args = ap.parse_args()
     x, y, w = data()
     loss = tfgrad_loss(x, y)

@@ -15,7 +15,7 @@ The workload maths is written the way a tfgrad user would write it, and is the s
   (tfgrad has no fused cross-entropy; PyTorch uses ``F.cross_entropy``).
 - hessian_rosen: ``tg.hessian`` (forward over reverse, one forward pass per input element).
 - hvp_ratio: the MLP in float64 on one flat weight vector, sliced and reshaped inside the loss
-  (``peers.unflatten``); ``tg.grad`` against ``tg.hvp`` (forward over reverse).
+  (``peers.unflatten``); ``tg.grad`` against ``tg.hvp`` (reverse over forward, its default).
 - elementwise_big: ``tg.value_and_grad`` of ``sum(tanh(x) * exp(-x * x))`` on 4e6 float32.
 
 Systems:
@@ -120,7 +120,7 @@ def _workloads(compiled):
         grad = compiled(tg.grad(_mlp_loss_flat))
 
         def hvp_of(t, v, X, Y):
-            return tg.hvp(lambda t: _mlp_loss_flat(t, X, Y), t, v)  # forward over reverse
+            return tg.hvp(lambda t: _mlp_loss_flat(t, X, Y), t, v)  # reverse over forward
 
         hvp = compiled(hvp_of)
         return (lambda: (grad(theta, X, Y),), lambda: (hvp(theta, v, X, Y),))

@@ -8,7 +8,7 @@ import pytest
 from known_functions import rosenbrock, rosenbrock_hessian
 
 import tfgrad as tg
-from tfgrad.errors import ShapeError
+from tfgrad.errors import OptionError, ShapeError
 
 
 def test_grad_of_the_readme_example(backend):
@@ -107,11 +107,38 @@ def test_hessian_is_exact(backend):
     np.testing.assert_allclose(h.numpy(), rosenbrock_hessian(x), rtol=1e-13)
 
 
-def test_hvp_matches_the_hessian(backend):
+@pytest.mark.parametrize("mode", ["rev-over-fwd", "fwd-over-rev"])
+def test_hvp_matches_the_hessian(backend, mode):
     x = np.array([0.5, -1.2, 2.0, 0.1])
     v = np.array([1.0, 2.0, -1.0, 0.5])
-    hv = tg.hvp(rosenbrock, tg.tensor(x), tg.tensor(v))
+    hv = tg.hvp(rosenbrock, tg.tensor(x), tg.tensor(v), mode=mode)
     np.testing.assert_allclose(hv.numpy(), rosenbrock_hessian(x) @ v, rtol=1e-13)
+
+
+def test_hvp_of_several_arguments_in_both_modes():
+    # f(x, y) = sum(x^2 y) + sum(y^3): H = [[2 diag(y), 2 diag(x)], [2 diag(x), 6 diag(y)]]
+    f = lambda x, y: tg.sum(x * x * y) + tg.sum(y**3)  # noqa: E731
+    x, y = np.array([0.5, -2.0]), np.array([1.5, 0.25])
+    u, w = np.array([1.0, -1.0]), np.array([0.5, 2.0])
+    want = (2 * y * u + 2 * x * w, 2 * x * u + 6 * y * w)
+    for mode in ("rev-over-fwd", "fwd-over-rev"):
+        got = tg.hvp(f, (tg.tensor(x), tg.tensor(y)), (tg.tensor(u), tg.tensor(w)), mode=mode)
+        for g, e in zip(got, want):
+            np.testing.assert_allclose(g.numpy(), e, rtol=1e-14)
+
+
+def test_hvp_of_a_function_linear_in_its_input_is_zero():
+    a = tg.tensor([1.0, -2.0, 3.0])
+    hv = tg.hvp(lambda x: tg.sum(a * x), tg.tensor([0.1, 0.2, 0.3]), tg.tensor([1.0, 1.0, 1.0]))
+    np.testing.assert_array_equal(hv.numpy(), np.zeros(3))
+
+
+def test_hvp_rejects_a_bad_mode_and_a_vector_output():
+    x, v = tg.tensor([1.0, 2.0]), tg.tensor([1.0, 0.0])
+    with pytest.raises(OptionError, match="rev-over-fwd"):
+        tg.hvp(lambda x: tg.sum(x**3), x, v, mode="rev-over-rev")
+    with pytest.raises(ShapeError, match="one number"):
+        tg.hvp(lambda x: x**3, x, v)
 
 
 def test_every_nesting_of_modes_agrees(backend):

@@ -172,3 +172,33 @@ def test_newton_cg_step_on_a_pytree_is_the_damped_newton_step():
 def convex_of_seven():
     m = tg.tensor(RNG.standard_normal((9, 7)))
     return lambda z: tg.logsumexp(tg.matmul(m, z)) + 0.5 * tg.sum(z * z)
+
+
+def test_the_hessian_operator_records_the_gradient_once_and_replays_each_product():
+    # f = sum(x^2 y^3) with x, y halves of one flat vector: a known Hessian; the operator
+    # evaluates f once to check it, once more to record its gradient, and never again
+    from tfgrad.second_order._operator import HessianOperator
+
+    calls = []
+
+    def f(z):
+        calls.append(1)
+        x, y = z[:3], z[3:]
+        return tg.sum(x * x * y**3)
+
+    z = np.array([0.5, -1.0, 2.0, 1.5, -0.5, 0.25])
+    x, y = z[:3], z[3:]
+    h = np.zeros((6, 6))
+    h[:3, :3] = np.diag(2 * y**3)
+    h[3:, 3:] = np.diag(6 * x * x * y)
+    h[:3, 3:] = h[3:, :3] = np.diag(6 * x * y**2)
+    op = HessianOperator(f, z, "test")
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        v = rng.normal(size=6)
+        np.testing.assert_allclose(op.matvec(v), h @ v, rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(op.matvec(v), tg.hvp(f, tg.tensor(z), tg.tensor(v)).numpy())
+    assert op.hvps == 8
+    assert len(calls) == 2 + 4  # the check, the recording, and the four tg.hvp of the test
+    linear = HessianOperator(lambda z: tg.sum(z * 3.0), z, "test")
+    np.testing.assert_array_equal(linear.matvec(np.ones(6)), np.zeros(6))

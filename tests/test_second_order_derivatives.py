@@ -140,6 +140,36 @@ def test_the_forward_laplacian_through_ops_that_mix_directions():
         close(so.hessian_diagonal(f, method="forward")(x), np.diag(h).reshape(2, 3))
 
 
+def test_the_forward_laplacian_shortcuts_give_the_same_exact_results(monkeypatch):
+    # x @ W (x a vector) takes W's rows as its tangents and never builds the n x n identity;
+    # a pointwise op with tangents on one input (broadcast against a constant of higher rank,
+    # or a reshaped input) takes g' and g'' from one unbatched pass; where the unit basis
+    # reaches another op it is built after all. Every chunking must give the exact values.
+    from tfgrad.second_order import taylor
+
+    rng = np.random.default_rng(5)
+    w, c = tg.tensor(rng.normal(size=(4, 3))), tg.tensor(rng.normal(size=(2, 4)))
+    x = tg.tensor(rng.normal(size=4))
+    fns = [
+        lambda x: tg.sum(tg.tanh(tg.matmul(x, w)) ** 3),
+        lambda x: tg.sum(tg.sin(x * c) * c),  # x (4,) broadcast against c (2, 4)
+        lambda x: tg.sum(tg.exp(tg.reshape(x, (2, 2))) / (1.0 + tg.reshape(x, (2, 2)) ** 2)),
+        lambda x: tg.sum(tg.matmul(x, w)) * tg.sum(tg.sin(x)),
+    ]
+    for f in fns:
+        h = so.hessian(f)(x).numpy()
+        for chunk in (None, 1, 3):
+            close(so.laplacian(f, chunk_size=chunk)(x), np.trace(h))
+            close(so.hessian_diagonal(f, method="forward", chunk_size=chunk)(x), np.diag(h))
+            close(so.value_grad_and_laplacian(f, chunk_size=chunk)(x)[1], tg.grad(f)(x).numpy())
+    built = []
+    monkeypatch.setattr(taylor, "eye", lambda *a, **k: built.append(a) or tg.eye(*a, **k))
+    close(so.laplacian(fns[0])(x), np.trace(so.hessian(fns[0])(x).numpy()))
+    assert built == []  # only the product with W read the basis
+    so.laplacian(fns[1])(x)
+    assert built == [(4, 4)]  # sin(x * c) needs the basis itself
+
+
 def test_the_forward_laplacian_composes_with_reverse_mode():
     # d/dx Σ_i ∂²(x_i⁴)/∂x_i² = d/dx Σ 12 x_i² = 24 x
     x = np.array([0.5, -1.0, 2.0])

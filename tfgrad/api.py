@@ -335,15 +335,48 @@ def hessian(f: Callable, argnums: int = 0, chunk_size: int | None = None):
     return jacfwd(grad(f, argnums), argnums, chunk_size)
 
 
-def hvp(f: Callable, primals: Any, tangents: Any):
+_HVP_MODES = ("rev-over-fwd", "fwd-over-rev")
+
+
+def hvp(f: Callable, primals: Any, tangents: Any, mode: str = "rev-over-fwd"):
     """The Hessian-vector product H·v of a scalar ``f`` at ``primals``, exactly, without
-    forming H (forward over reverse: about the cost of two gradients).
+    forming H.
 
     ``primals``/``tangents`` are a single tensor or tuples of them (one per argument of f).
+
+    ``mode="rev-over-fwd"`` (the default) runs one forward pass of ``f`` carrying ``v`` on a
+    tape, which gives the directional derivative ∇f·v, then one reverse sweep of it:
+    ∇(∇f·v) = H·v (H is symmetric). It never forms ∇f itself, so the reverse sweep visits
+    only what depends on ``primals``: about the cost of a gradient plus the forward tangents
+    (on an MLP, one extra product per layer). ``mode="fwd-over-rev"`` is ``jvp(grad(f))``,
+    JAX's usual HVP: the gradient and its tangent, about two gradients.
+
+    >>> import tfgrad as tg
+    >>> tg.hvp(lambda x: tg.sum(x ** 3), tg.tensor([1.0, 2.0]), tg.tensor([1.0, 1.0])).numpy()
+    array([ 6., 12.])
     """
+    if mode not in _HVP_MODES:
+        raise OptionError(
+            f"hvp: mode must be 'rev-over-fwd' or 'fwd-over-rev', got {mode!r}; "
+            "'rev-over-fwd' is the cheaper one."
+        )
     single = not isinstance(primals, (tuple, list))
     primals = (primals,) if single else tuple(primals)
     tangents = (tangents,) if single else tuple(tangents)
-    grad_all = grad(f, argnums=tuple(range(len(primals))))
-    _, out = jvp(lambda *xs: grad_all(*xs), primals, tangents)
+    if mode == "fwd-over-rev":
+        grad_all = grad(f, argnums=tuple(range(len(primals))))
+        _, out = jvp(lambda *xs: grad_all(*xs), primals, tangents)
+        return out[0] if single else out
+    if len(primals) != len(tangents):
+        raise ShapeError(f"hvp: {len(primals)} primals but {len(tangents)} tangents.")
+    with GradientTape() as tape:
+        watched = tree_map(lambda x: tape.watch(_float_leaf(x, "hvp")), list(primals))
+        value, directional = jvp(f, watched, list(tangents))  # f and ∇f·v, recorded
+    value = as_tensor(value)
+    if value.size != 1:
+        raise ShapeError(
+            f"hvp: the function must return one number, got shape {value.shape}; reduce it "
+            "(tfgrad.sum), or use tfgrad.jvp / tfgrad.vjp for vector outputs."
+        )
+    out = tuple(_zeros_for_none(tape.gradient(as_tensor(directional), watched), watched))
     return out[0] if single else out

@@ -11,10 +11,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..api import grad, hessian, hvp
+from ..api import grad, hessian
 from ..errors import DtypeError, SecondOrderError, ShapeError
-from ..ops import tensor
+from ..ops import reshape, tensor
+from ..primitive import Tracer
 from ..random import Generator as TfgradGenerator
+from ..replay import push_tangents
+from ..tape import GradientTape
 from ..tensor import Tensor
 
 
@@ -93,6 +96,14 @@ class HessianOperator(CurvatureOperator):
 
     ``f`` is called once here to check that it returns one number (a named error otherwise).
     The arithmetic on the NumPy side is float64; the HVPs run in ``x``'s dtype.
+
+    ``x`` stays put while ``v`` changes, so the gradient of ``f`` is recorded once, on a tape
+    kept by the operator (its values: the memory of one gradient), and each product pushes
+    ``v`` through the recorded applications with their JVP rules
+    (:func:`tfgrad.replay.push_tangents`, letting each tangent go once no later record reads
+    it): forward over reverse without evaluating ``f`` or its gradient again, so a product
+    costs only the tangents' work (on an MLP about 3/4 of the products of
+    :func:`tfgrad.hvp`, and none of its recording).
     """
 
     def __init__(self, f: Callable, x: Any, what: str):
@@ -101,6 +112,7 @@ class HessianOperator(CurvatureOperator):
         self.f = f
         self.dtype = arr.dtype
         self.x = tensor(arr)
+        self._tape = self._source = self._grad = None  # the recorded gradient, on first use
         out = f(self.x)
         size = out.size if isinstance(out, Tensor) else np.size(out)
         if size != 1:
@@ -111,7 +123,18 @@ class HessianOperator(CurvatureOperator):
             )
 
     def _hvp(self, v: np.ndarray) -> np.ndarray:
-        return hvp(self.f, self.x, tensor(v.astype(self.dtype, copy=False))).numpy()
+        if self._tape is None:
+            with GradientTape(persistent=True) as tape:
+                tracked = tape.watch(self.x)
+                g = grad(self.f)(tracked)
+            self._tape, self._source = tape, tracked.variable
+            self._grad = g.variable if isinstance(g, Tracer) and g._trace is tape else None
+        if self._grad is None:  # the gradient does not depend on x: H = 0
+            return np.zeros(self.n, dtype=self.dtype)
+        t = reshape(tensor(v.astype(self.dtype, copy=False)), (1, self.n))
+        pushed = push_tangents(self._tape, {self._source: t}, batch=1, keep=(self._grad,))
+        out = pushed.get(self._grad)
+        return np.zeros(self.n, dtype=self.dtype) if out is None else out.numpy().reshape(self.n)
 
     def gradient(self) -> np.ndarray:
         return np.asarray(grad(self.f)(self.x).numpy(), dtype=np.float64).reshape(self.n)

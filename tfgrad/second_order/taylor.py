@@ -23,6 +23,15 @@ is the gradient. No new rule is written: ``g'(x)·t`` is the primitive's own JVP
   ``(B, B, *S)`` result's diagonal is the term: exact, ``B`` times the memory of a pointwise
   step; it is skipped outright when the rule does not depend on the primal (``x @ W`` with a
   constant ``W``).
+
+Two shortcuts keep the pass lean without changing what it computes (up to rounding):
+
+- the input's tangents, the unit basis, are not materialised while only reshapes and a
+  product ``x @ W`` (``x`` a vector) read them: that product's tangents are the rows of ``W``
+  (:class:`_UnitBasis`), which skips an ``n × n × m`` product and the ``n × n`` identity;
+- a pointwise primitive with tangents on one input gets its first and second derivatives from
+  one unbatched forward pass over its JVP rule (``g'`` is that pass's value, ``g''`` its
+  tangent), so the batched tangent is one product ``x1 ⊙ g'`` instead of the rule again.
 """
 
 from __future__ import annotations
@@ -35,6 +44,8 @@ from ..errors import ShapeError
 from ..forward import DualTensor, ForwardTrace, output_tangent
 from ..ops import add, astype, broadcast_to, concatenate, eye, multiply, ones, reshape, sum, zeros
 from ..ops._common import as_tensor
+from ..ops.linalg import matmul_p
+from ..ops.movement import reshape_p
 from ..primitive import Primitive, Trace, Tracer, bind
 from ..replay import push_tangents
 from ..tape import GradientTape
@@ -79,9 +90,18 @@ class TaylorTrace(Trace):
                 t1s.append(None)
                 t2s.append(None)
         primals = tuple(primals)
+        unit = [i for i, t in enumerate(t1s) if isinstance(t, _UnitBasis)]
+        if unit:
+            out = self._unit_shortcut(prim, unit, t1s, t2s, primals, params)
+            if out is not None:
+                return out
+            for i in unit:
+                t1s[i] = t1s[i].tensor()
         batch, has_t1 = self.batch, any(t is not None for t in t1s)
         y1 = q = None
         mixed = has_t1 and not prim.linear and prim.family not in POINTWISE
+        if mixed and prim is matmul_p and (t1s[0] is None or t1s[1] is None):
+            mixed = False  # bilinear: along one input only, g'' = 0 (no tape needed)
         if mixed:
             # the value and one batched JVP, recorded on a tape, give y1 and, pushed again, g''
             ans, y1, q = _mixed_term(prim, t1s, primals, params, batch, self.collapse)
@@ -89,13 +109,24 @@ class TaylorTrace(Trace):
             ans = bind(prim, *primals, **params)
         if not ans.dtype.is_floating:
             return ans
+        g1 = None  # g'(x) of the one input with tangents, for a pointwise primitive
         if has_t1 and not mixed:
-            y1 = batched_jvp(prim, t1s, ans, primals, params, batch)
-            if not prim.linear:  # g''(x)[x1_b, x1_b]
+            idx = [i for i, t in enumerate(t1s) if t is not None]
+            if prim.linear or prim.family not in POINTWISE:
+                y1 = batched_jvp(prim, t1s, ans, primals, params, batch)
+            elif len(idx) == 1:
+                y1, q, g1 = _pointwise_one_input(
+                    prim, idx[0], t1s[idx[0]], ans, primals, params, batch, self.collapse
+                )
+            else:
+                y1 = batched_jvp(prim, t1s, ans, primals, params, batch)
                 q = _pointwise_term(prim, t1s, ans, primals, params, batch, self.collapse)
         y2 = None
-        if any(t is not None for t in t2s):  # g'(x)·x2
-            if self.collapse:
+        t2_idx = [i for i, t in enumerate(t2s) if t is not None]
+        if t2_idx:  # g'(x)·x2
+            if g1 is not None and t2_idx == idx:  # the same one input: x2 ⊙ g'
+                y2 = _times_derivative(t2s[idx[0]], g1, primals[idx[0]], ans, not self.collapse)
+            elif self.collapse:
                 y2 = output_tangent(prim, t2s, ans, primals, params)
             else:
                 y2 = batched_jvp(prim, t2s, ans, primals, params, batch)
@@ -109,6 +140,45 @@ class TaylorTrace(Trace):
             _fit(y1, (batch,) + ans.shape, ans),
             _fit(y2, ans.shape if self.collapse else (batch,) + ans.shape, ans),
         )
+
+    def _unit_shortcut(self, prim, unit, t1s, t2s, primals, params):
+        """The output for an application reading the unit basis where its tangents need no
+        product: a reshape (still the unit basis, reshaped) or ``x @ W`` for a row vector
+        ``x`` (the tangents are W's rows). ``None``: materialise the basis instead."""
+        if any(t is not None for t in t2s) or len(unit) != len([t for t in t1s if t is not None]):
+            return None
+        basis = t1s[unit[0]]
+        if prim is reshape_p:
+            ans = bind(prim, *primals, **params)
+            return TaylorTensor(self, ans, basis.reshaped(ans.shape), None)
+        if prim is matmul_p and unit == [0]:
+            a, b = primals
+            if a.ndim == 2 and a.shape[0] == 1 and b.ndim == 2:
+                ans = bind(prim, a, b, **params)
+                rows = b if basis.batch == basis.n else b[basis.start : basis.start + basis.batch]
+                y1 = reshape(rows, (basis.batch,) + ans.shape)  # (B, 1, m): e_b @ W = W[b]
+                return TaylorTensor(self, ans, _fit(y1, (basis.batch,) + ans.shape, ans), None)
+        return None
+
+
+class _UnitBasis:
+    """Rows ``start .. start + batch`` of the ``n × n`` identity as the input's tangents, each
+    reshaped to ``shape``: kept symbolic until an op needs the numbers (:meth:`tensor`)."""
+
+    __slots__ = ("batch", "n", "start", "shape", "dtype", "_tensor")
+
+    def __init__(self, batch: int, n: int, start: int, shape: tuple, dtype):
+        self.batch, self.n, self.start, self.shape, self.dtype = batch, n, start, shape, dtype
+        self._tensor = None
+
+    def reshaped(self, shape: tuple) -> _UnitBasis:
+        return _UnitBasis(self.batch, self.n, self.start, tuple(shape), self.dtype)
+
+    def tensor(self) -> Tensor:
+        if self._tensor is None:
+            eye_rows = eye(self.batch, self.n, k=self.start, dtype=self.dtype)
+            self._tensor = reshape(eye_rows, (self.batch,) + self.shape)
+        return self._tensor
 
 
 def _fit(t: Tensor | None, shape: tuple, ans: Tensor) -> Tensor | None:
@@ -124,6 +194,56 @@ def _fit(t: Tensor | None, shape: tuple, ans: Tensor) -> Tensor | None:
 
 def _unwrap(x: Tensor, tape: GradientTape) -> Tensor:
     return x.primal if isinstance(x, Tracer) and x._trace is tape else x
+
+
+def _times_derivative(t: Tensor, g1: Tensor, p: Tensor, ans: Tensor, batched: bool) -> Tensor:
+    """``t ⊙ g'`` for a tangent ``t`` of input ``p`` (with a leading batch axis if ``batched``),
+    aligned on the right as :mod:`tfgrad.batching` aligns a pointwise rule's tangents."""
+    return multiply(_aligned(t, p, ans) if batched else t, g1)
+
+
+def _aligned(t: Tensor, p: Tensor, ans: Tensor) -> Tensor:
+    if p.ndim >= ans.ndim:
+        return t
+    return reshape(t, t.shape[:1] + (1,) * (ans.ndim - p.ndim) + p.shape)
+
+
+def _pointwise_one_input(prim, i, t1, ans, primals, params, batch, collapse):
+    """``(y1, q, g')`` for a pointwise primitive whose input ``i`` alone has tangents: one
+    unbatched forward pass over its JVP rule gives ``g'`` (the value) and ``g''`` (the
+    tangent); then ``y1 = x1 ⊙ g'`` and ``q = g'' ⊙ Σ_b x1_b ⊙ x1_b``."""
+    g1, g2 = _pointwise_derivatives(prim, primals, params, i)
+    if g1 is None:
+        return None, None, None
+    y1 = _times_derivative(t1, g1, primals[i], ans, True)
+    q = None
+    if g2 is not None:
+        d = _aligned(t1, primals[i], ans)
+        prods = multiply(d, d)
+        q = multiply(g2, sum(prods, axis=0) if collapse else prods)
+    return y1, q, g1
+
+
+def _pointwise_derivatives(prim, primals, params, i):
+    """``(∂g/∂x_i, ∂²g/∂x_i²)`` of a pointwise primitive, element by element (``None`` for
+    zero): its JVP rule applied to ones on input ``i``, and that rule's JVP along ones."""
+    ones_i = ones(primals[i].shape, primals[i].dtype)
+    trace = ForwardTrace()
+    trace.activate()
+    try:
+        full = list(primals)
+        full[i] = DualTensor(trace, primals[i], ones_i)
+        tangents = [None] * len(primals)
+        tangents[i] = ones_i  # a constant: only the primal moves
+        out = bind(prim, *full, **params)
+        t = output_tangent(prim, tangents, out, tuple(full), params)
+    finally:
+        trace.active = False
+    if t is None:
+        return None, None
+    if isinstance(t, DualTensor) and t._trace is trace:
+        return t.primal, t.tangent
+    return as_tensor(t), None
 
 
 def _pointwise_term(prim, t1s, ans, primals, params, batch, collapse):
@@ -221,7 +341,7 @@ def taylor_pass(
         trace = TaylorTrace(b, collapse)
         trace.activate()
         try:
-            basis = reshape(eye(b, n, k=start, dtype=x.dtype), (b,) + x.shape)
+            basis = _UnitBasis(b, n, start, x.shape, x.dtype)
             out = as_tensor(f(TaylorTensor(trace, x, basis, None)))
         finally:
             trace.active = False
@@ -232,7 +352,8 @@ def taylor_pass(
             )
         if isinstance(out, TaylorTensor) and out._trace is trace:
             value = out.primal
-            t1 = zeros((b,) + out.shape, out.dtype) if out.t1 is None else out.t1
+            t1 = out.t1.tensor() if isinstance(out.t1, _UnitBasis) else out.t1
+            t1 = zeros((b,) + out.shape, out.dtype) if t1 is None else t1
             t2_shape = out.shape if collapse else (b,) + out.shape
             t2 = zeros(t2_shape, out.dtype) if out.t2 is None else out.t2
         else:

@@ -15,6 +15,7 @@ import tfgrad as tg
 from tfgrad.errors import (
     DtypeError,
     NegativeCurvatureError,
+    OptionError,
     SecondOrderError,
     ShapeError,
     TfgradError,
@@ -80,7 +81,7 @@ def test_lanczos_equals_eigvalsh_of_the_exact_hessian(which):
     assert r.method == "lanczos" and r.converged
     assert rel_err(r.eigenvalues, exact[idx]) < 1e-8
     # what it cost is what it ran, and the residual norms it reports are the true ones
-    assert r.hvps == r.lanczos_steps <= n
+    assert r.hvps == r.lanczos_steps and r.basis_size == min(n, max(2 * k + 1, 20)) == 20
     h = rosenbrock_hessian(X_ROSEN)
     true_res = np.linalg.norm(h @ r.eigenvectors - r.eigenvectors * r.eigenvalues, axis=0)
     assert np.all(true_res <= 1e-10 * np.abs(exact).max() + 1e-6)
@@ -110,7 +111,7 @@ def test_auto_and_the_start_vector_seed():
     a = hessian_spectrum(f, np.zeros(30), k=2, method="lanczos", seed=5)
     b = hessian_spectrum(f, np.zeros(30), k=2, method="lanczos", seed=tg.random.Generator(5))
     c = hessian_spectrum(f, np.zeros(30), k=2, method="lanczos", seed=np.random.default_rng(5))
-    assert a.reason == "method='lanczos' was asked for"
+    assert a.reason.startswith("method='lanczos' was asked for; all 2 wanted residuals")
     for r in (b, c):
         assert rel_err(r.eigenvalues, a.eigenvalues) < 1e-10
 
@@ -245,19 +246,19 @@ def test_bad_input_gets_named_errors():
         hessian_spectrum(f, x, k=6)
     with pytest.raises(SecondOrderError, match=r"k must .* 1 <= k <= n = 5"):
         hessian_spectrum(f, x, k=0, method="lanczos")
-    with pytest.raises(SecondOrderError, match="method must be one of 'auto', 'exact'"):
+    with pytest.raises(OptionError, match="method must be one of 'auto', 'exact'"):
         hessian_spectrum(f, x, method="arnoldi")
-    with pytest.raises(SecondOrderError, match="which must be one of 'top'"):
+    with pytest.raises(OptionError, match="which must be one of 'top'"):
         hessian_spectrum(f, x, k=1, which="largest")
     with pytest.raises(SecondOrderError, match="lanczos' needs k"):
         hessian_spectrum(f, x, method="lanczos")
-    with pytest.raises(SecondOrderError, match="hessian_trace: method must be one of"):
+    with pytest.raises(OptionError, match="hessian_trace: method must be one of"):
         hessian_trace(f, x, method="exact")
     with pytest.raises(SecondOrderError, match="num_matvecs must be an integer >= 3"):
         hessian_trace(f, x, num_matvecs=2)
     with pytest.raises(SecondOrderError, match="hessian_density: num_probes must be a positive"):
         hessian_density(f, x, num_probes=0)
-    with pytest.raises(SecondOrderError, match="newton_direction: method must be one of"):
+    with pytest.raises(OptionError, match="newton_direction: method must be one of"):
         newton_direction(f, x, method="lbfgs")
     with pytest.raises(ShapeError, match=r"flat parameter vector \(1-D\), got shape \(5, 1\)"):
         hessian_trace(f, np.zeros((5, 1)))

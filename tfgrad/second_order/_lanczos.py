@@ -155,22 +155,24 @@ def thick_restart_lanczos(
 
     The basis holds at most ``ncv`` vectors (``k < ncv <= n``, or ``ncv = n``): memory
     ``ncv x n`` float64 however many steps run. When it is full, the wanted Ritz vectors and
-    a few next to them (``k + (ncv - k) // 2`` in all) become the start of a new basis, with
+    a few next to them (``k + (ncv - k) // 3`` in all) become the start of a new basis, with
     the last Lanczos vector after them; the projected matrix is then an arrow (the kept Ritz
     values on the diagonal, coupled to the new vector by the residual norms) followed by the
     usual tridiagonal, and ``A V = V T + beta q eᵀ`` still holds, so the residual of a Ritz
     pair is still ``|beta * s[-1]|``. Once every wanted residual is at most ``tol`` times the
     largest Ritz value's magnitude (checked after every step), the wanted pairs are locked
     (their couplings, each below that bound, dropped and added to their error estimates) and
-    one more basis is filled from a random vector orthogonal to them: a Krylov space from one
+    the basis is extended from a random vector orthogonal to them: a Krylov space from one
     vector sees one copy of a repeated eigenvalue, so this finds a missed copy (the locked set
-    then changes and the search goes on) or confirms the answer. It stops there, or after
+    then changes and the search goes on) or confirms the answer: ``min(ncv, 2k + 10) - k``
+    steps, as many products. It stops there, or after
     ``max_steps`` products in all. Each step costs one product and O(ncv n) for the full
     reorthogonalisation; a restart costs O(ncv² n) and no product.
     """
     n = v0.shape[0]
     ncv = max(min(ncv, n, max_steps), min(k, n))
-    keep = max(k, min(k + (ncv - k) // 2, ncv - 1))
+    keep = max(k, min(k + (ncv - k) // 3, ncv - 1))
+    check_end = min(ncv, 2 * k + 10)  # a check takes at most k + 10 steps
     V = np.empty((ncv, n))
     T = np.zeros((ncv, ncv))
     d = np.zeros(ncv)  # bounds on the dropped couplings of each basis vector (locking)
@@ -222,13 +224,13 @@ def thick_restart_lanczos(
             beta = 0.0
             restarts += 1
             continue
-        if j < ncv:
-            T[j - 1, j] = T[j, j - 1] = beta
-            continue
-        if locked is not None:  # the check's basis is full
+        if locked is not None and j >= check_end:
             if ok and np.all(np.abs(theta[wanted] - locked) <= bound):
                 break
             locked = None  # a value entered the wanted set: search on (and check again)
+        if j < ncv:
+            T[j - 1, j] = T[j, j - 1] = beta
+            continue
         kept = select(j, keep, which)
         compress(kept, s)
         T[:keep, keep] = T[keep, :keep] = beta * s[-1, kept]

@@ -74,8 +74,8 @@ def hessian_spectrum(
     k = 10 at n = 100,000), and when full it restarts from the wanted Ritz vectors and a few
     more, so a clustered or slowly converging spectrum converges without a larger basis. It
     stops once every wanted residual is below ``tol`` times the largest Ritz value's magnitude
-    and a last basis filled from a fresh random vector found no missed copy of a repeated
-    eigenvalue (at most ``ncv - k`` more HVPs), or after ``max_steps`` HVPs in all (default
+    and a check from a fresh random vector found no missed copy of a repeated eigenvalue (at
+    most ``k + 10`` more HVPs), or after ``max_steps`` HVPs in all (default
     ``100 * ncv``; each HVP costs about a gradient's work twice, and each step O(ncv n) more
     for the reorthogonalisation); ``ncv = max_steps`` is plain Lanczos, never restarted. The
     start vector is drawn from ``seed`` (an int, a NumPy Generator or a

@@ -164,10 +164,10 @@ def thick_restart_lanczos(
     (their couplings, each below that bound, dropped and added to their error estimates) and
     the basis is extended from a random vector orthogonal to them: a Krylov space from one
     vector sees one copy of a repeated eigenvalue, so this finds a missed copy (the locked set
-    then changes and the search goes on) or confirms the answer: ``min(ncv, 2k + 10) - k``
-    steps, as many products. It stops there, or after
-    ``max_steps`` products in all. Each step costs one product and O(ncv n) for the full
-    reorthogonalisation; a restart costs O(ncv² n) and no product.
+    then changes and the search goes on) or confirms the answer, in ``min(ncv, 2k + 10) - k``
+    steps. It stops there, or after ``max_steps`` products in all. Each step costs one
+    product and O(ncv n) for the full reorthogonalisation; a restart costs O(ncv² n) and no
+    product.
     """
     n = v0.shape[0]
     ncv = max(min(ncv, n, max_steps), min(k, n))
@@ -218,7 +218,7 @@ def thick_restart_lanczos(
             # Lock the wanted pairs and check from a fresh random vector (see above).
             locked = theta[wanted]
             compress(wanted, s)
-            d[:k] += res[wanted]
+            d[:k] += np.abs(beta * s[-1, wanted])
             j = k
             q = _random_orthogonal(n, V[:j], rng)
             beta = 0.0

@@ -148,10 +148,10 @@ def hessian_spectrum(
     rng = rng_from(seed)
     r = thick_restart_lanczos(op.matvec, rng.standard_normal(n), k, which, basis, steps, tol, rng)
     if r.converged:
-        why = f"all {k} wanted residuals <= tol = {tol:g} relative"
+        why = f"all {k} wanted residuals <= {r.threshold:.2g} (tol x the largest |Ritz value|)"
     elif r.steps >= steps:
         bad = int(np.sum(r.residuals > r.threshold))
-        why = f"stopped at max_steps = {steps} HVPs, {bad} of {k} residuals above tol"
+        why = f"stopped at max_steps = {steps} HVPs with {bad} of {k} residuals above tol"
     else:
         why = "the basis spans the whole space"
     reason += (

@@ -34,7 +34,8 @@ class HessianSpectrum:
     exact Hessian counts as n); ``method`` which ran and ``reason`` why (for Lanczos, also why
     it stopped); ``converged`` whether every residual met ``tol`` (always true for
     ``"exact"``). For Lanczos, ``lanczos_steps`` the steps run (one HVP each), ``restarts``
-    the thick restarts done and ``basis_size`` the most basis vectors held (the memory:
+    the thick restarts done (the locking before the check for missed repeated eigenvalues
+    counts as one) and ``basis_size`` the most basis vectors held (the memory:
     ``basis_size x n`` float64, at most ``ncv``).
     """
 

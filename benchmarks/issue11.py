@@ -182,7 +182,8 @@ def row_lanczos(torch, tg, runs: int, steps: int = 60) -> dict:
     loss = L.tfgrad_loss(x, y)
 
     def run_tfgrad():
-        r = hessian_spectrum(loss, w, k=10, method="lanczos", max_steps=steps, tol=0.0)
+        # ncv = max_steps: plain Lanczos of `steps` steps, never restarted, as torch's side runs
+        r = hessian_spectrum(loss, w, k=10, method="lanczos", max_steps=steps, ncv=steps, tol=0.0)
         return r.eigenvalues
 
     def torch_run(mode):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import tfgrad as tg
-from tfgrad.errors import DtypeError, SecondOrderError, ShapeError
+from tfgrad.errors import DtypeError, OptionError, SecondOrderError, ShapeError
 from tfgrad.second_order import (
     fisher_operator,
     fisher_vector_product,
@@ -103,13 +103,13 @@ def test_curvature_products_reject_bad_input():
         ggn_vector_product(mlp, cross_entropy, W, np.zeros(N_PARAMS + 1))
     with pytest.raises(ShapeError, match="loss must return one number"):
         ggn_vector_product(mlp, lambda z: z * z, W, np.zeros(N_PARAMS))
-    with pytest.raises(SecondOrderError, match="likelihood must be one of"):
+    with pytest.raises(OptionError, match="likelihood must be one of"):
         fisher_vector_product(mlp, W, np.zeros(N_PARAMS), likelihood="poisson")
     with pytest.raises(ShapeError, match=r"logits of shape \(batch, classes\)"):
         fisher_vector_product(lambda w: tg.sum(w), W, np.zeros(N_PARAMS))
     with pytest.raises(SecondOrderError, match="damping must be a finite number >= 0"):
         natural_gradient(mlp, cross_entropy, W, damping=-1.0)
-    with pytest.raises(SecondOrderError, match="curvature must be one of"):
+    with pytest.raises(OptionError, match="curvature must be one of"):
         natural_gradient(mlp, cross_entropy, W, curvature="hessian")
 
 

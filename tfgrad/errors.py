@@ -82,8 +82,9 @@ class OptionError(TfgradError, ValueError):
 
 
 class SecondOrderError(TfgradError, ValueError):
-    """A :mod:`tfgrad.second_order` tool was given an argument it cannot use (an unknown
-    ``method`` or ``which``, ``k`` out of range, a vector of the wrong shape)."""
+    """A :mod:`tfgrad.second_order` tool was given a value it cannot use (``k`` or a budget out
+    of range, a negative damping, an ``x`` beside an operator); an unknown ``method=`` or
+    ``which=`` is an :class:`OptionError`, a wrong shape a :class:`ShapeError`."""
 
 
 class NegativeCurvatureError(TfgradError, ArithmeticError):

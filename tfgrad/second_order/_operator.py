@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..api import grad, hessian
-from ..errors import DtypeError, SecondOrderError, ShapeError
+from ..errors import DtypeError, OptionError, SecondOrderError, ShapeError
 from ..ops import reshape, tensor
 from ..primitive import Tracer
 from ..random import Generator as TfgradGenerator
@@ -41,7 +41,7 @@ def as_flat_vector(x: Any, what: str) -> np.ndarray:
 def check_choice(what: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         choices = ", ".join(repr(a) for a in allowed)
-        raise SecondOrderError(f"{what}: {name} must be one of {choices}; got {value!r}.")
+        raise OptionError(f"{what}: {name} must be one of {choices}; got {value!r}.")
 
 
 def rng_from(seed: Any) -> np.random.Generator:

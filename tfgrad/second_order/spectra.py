@@ -14,7 +14,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import SecondOrderError
-from ._lanczos import Tridiagonal, lanczos
+from ._lanczos import lanczos, select, thick_restart_lanczos
 from ._operator import as_operator, check_choice, rng_from
 
 __all__ = ["HessianSpectrum", "HessianDensity", "hessian_spectrum", "hessian_density"]
@@ -31,8 +31,12 @@ class HessianSpectrum:
     ``eigenvalues`` ascending (as :func:`numpy.linalg.eigh`), ``eigenvectors[:, i]`` the unit
     eigenvector of ``eigenvalues[i]``; ``residual_norms[i]`` is ``||H y - theta y||``, the
     error estimate (an eigenvalue is within it of a true one); ``hvps`` the HVPs used (the
-    exact Hessian counts as n); ``method`` which ran and ``reason`` why; ``converged``
-    whether every residual met ``tol`` (always true for ``"exact"``).
+    exact Hessian counts as n); ``method`` which ran and ``reason`` why (for Lanczos, also why
+    it stopped); ``converged`` whether every residual met ``tol`` (always true for
+    ``"exact"``). For Lanczos, ``lanczos_steps`` the steps run (one HVP each), ``restarts``
+    the thick restarts done (the locking before the check for missed repeated eigenvalues
+    counts as one) and ``basis_size`` the most basis vectors held (the memory:
+    ``basis_size x n`` float64, at most ``ncv``).
     """
 
     eigenvalues: np.ndarray
@@ -43,16 +47,8 @@ class HessianSpectrum:
     reason: str
     converged: bool
     lanczos_steps: int = 0
-
-
-def _select(count: int, k: int, which: str) -> np.ndarray:
-    """Indices (ascending) of the k wanted of ``count`` ascending values."""
-    if which == "top":
-        return np.arange(count - k, count)
-    if which == "bottom":
-        return np.arange(k)
-    low = k // 2  # "both": half from each end, the extra one from the top (as scipy's "BE")
-    return np.concatenate([np.arange(low), np.arange(count - (k - low), count)])
+    restarts: int = 0
+    basis_size: int = 0
 
 
 def hessian_spectrum(
@@ -64,6 +60,7 @@ def hessian_spectrum(
     *,
     tol: float = 1e-10,
     max_steps: int | None = None,
+    ncv: int | None = None,
     seed: Any = 0,
 ) -> HessianSpectrum:
     """Eigenvalues and eigenvectors of the Hessian of a scalar ``f`` at the flat vector ``x``.
@@ -72,11 +69,18 @@ def hessian_spectrum(
     :func:`numpy.linalg.eigh`: all n pairs when ``k`` is None, else the ``k`` chosen by
     ``which``. ``method="lanczos"`` runs Lanczos with full reorthogonalisation on HVPs, never
     forming H, and returns the ``k`` Ritz pairs chosen by ``which`` (``"top"``: largest,
-    ``"bottom"``: smallest, ``"both"``: half from each end, the odd one from the top). It takes
-    up to ``max_steps`` steps (default ``min(n, max(3k + 50, 100))``; memory is that many
-    float64 vectors of length n, 80 MB at n = 100,000) and stops once every wanted residual
-    is below ``tol`` times the largest Ritz value's magnitude. The start vector is drawn from
-    ``seed`` (an int, a NumPy Generator or a :class:`tfgrad.random.Generator`).
+    ``"bottom"``: smallest, ``"both"``: half from each end, the odd one from the top). It is
+    thick-restart Lanczos (as scipy's ``eigsh``): the basis holds at most ``ncv`` vectors
+    (default ``min(n, max(2k + 1, 20))``, as ``eigsh``; memory ``ncv x n`` float64, 17 MB for
+    k = 10 at n = 100,000), and when full it restarts from the wanted Ritz vectors and a few
+    more, so a clustered or slowly converging spectrum converges without a larger basis. It
+    stops once every wanted residual is below ``tol`` times the largest Ritz value's magnitude
+    and a check from a fresh random vector found no missed copy of a repeated eigenvalue (at
+    most ``k + 10`` more HVPs), or after ``max_steps`` HVPs in all (default
+    ``100 * ncv``; each HVP costs about a gradient's work twice, and each step O(ncv n) more
+    for the reorthogonalisation); ``ncv = max_steps`` is plain Lanczos, never restarted. The
+    start vector is drawn from ``seed`` (an int, a NumPy Generator or a
+    :class:`tfgrad.random.Generator`).
     ``method="auto"`` is exact for n <= 1024, Lanczos above; ``result.reason`` says which.
     ``f`` may instead be a :class:`CurvatureOperator` (:func:`ggn_operator`,
     :func:`fisher_operator`) with ``x=None``: the same tools on those matrices.
@@ -115,7 +119,7 @@ def hessian_spectrum(
     if method == "exact":
         values, vectors = np.linalg.eigh(op.dense())
         if k is not None:
-            idx = _select(n, k, which)
+            idx = select(n, k, which)
             values, vectors = values[idx], vectors[:, idx]
         return HessianSpectrum(
             values, vectors, np.zeros(len(values)), op.hvps, "exact", reason, True
@@ -126,27 +130,45 @@ def hessian_spectrum(
             f"{what}: method='lanczos' needs k, the number of eigenpairs wanted (1 <= k <= "
             f"{n}); e.g. k=10."
         )
-    steps = min(n, max(3 * k + 50, 100)) if max_steps is None else int(max_steps)
-    if not k <= steps <= n:
+    for name, value in (("ncv", ncv), ("max_steps", max_steps)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, np.integer))
+        ):
+            raise SecondOrderError(f"{what}: {name} must be an integer or None, got {value!r}.")
+    basis = min(n, max(2 * k + 1, 20)) if ncv is None else int(ncv)
+    if not (k < basis <= n or basis == n):
         raise SecondOrderError(
-            f"{what}: max_steps must lie between k = {k} and n = {n}, got {max_steps!r}."
+            f"{what}: ncv (the basis size) must satisfy k < ncv <= n, i.e. {k} < ncv <= {n}, "
+            f"got {ncv!r}; a restart keeps the k wanted vectors and needs room for more."
+        )
+    steps = 100 * basis if max_steps is None else int(max_steps)
+    if steps < k:
+        raise SecondOrderError(
+            f"{what}: max_steps (the HVP budget) must be at least k = {k}, got {max_steps!r}."
         )
     rng = rng_from(seed)
-
-    def converged(t: Tridiagonal) -> bool:
-        if len(t.alpha) < k:
-            return False
-        theta, _, res = t.ritz()
-        wanted = _select(len(theta), k, which)
-        return bool(np.all(res[wanted] <= tol * max(np.abs(theta).max(), 1e-300)))
-
-    t = lanczos(op.matvec, rng.standard_normal(n), steps, rng, converged)
-    theta, s, res = t.ritz()
-    idx = _select(len(theta), k, which)
-    vectors = t.Q.T @ s[:, idx]
-    ok = bool(np.all(res[idx] <= tol * max(np.abs(theta).max(), 1e-300)))
+    r = thick_restart_lanczos(op.matvec, rng.standard_normal(n), k, which, basis, steps, tol, rng)
+    if r.converged:
+        why = f"all {k} wanted residuals <= {r.threshold:.2g} (tol x the largest |Ritz value|)"
+    elif r.steps >= steps:
+        bad = int(np.sum(r.residuals > r.threshold))
+        why = f"stopped at max_steps = {steps} HVPs with {bad} of {k} residuals above tol"
+    else:
+        why = "the basis spans the whole space"
+    reason += (
+        f"; {why}, after {r.steps} HVPs, {r.restarts} restarts, a basis of {r.basis_size} vectors"
+    )
     return HessianSpectrum(
-        theta[idx], vectors, res[idx], op.hvps, "lanczos", reason, ok, len(t.alpha)
+        r.values,
+        r.vectors,
+        r.residuals,
+        op.hvps,
+        "lanczos",
+        reason,
+        r.converged,
+        r.steps,
+        r.restarts,
+        r.basis_size,
     )
 
 

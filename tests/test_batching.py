@@ -200,6 +200,28 @@ def test_keep_returns_only_the_kept_tangents(backend):
         np.testing.assert_array_equal(one[keep[0]].numpy(), full[keep[0]].numpy()[0])
 
 
+def test_a_push_with_keep_skips_the_records_on_no_path_to_it(backend, monkeypatch):
+    # exp(x) and the sum read only by the second output: their tangents are never needed.
+    import tfgrad.replay as replay
+
+    def f(x):
+        y = tg.sin(x) * 2.0
+        return y, tg.sum(tg.exp(x))
+
+    tape, args, (y, s) = _record(f, np.array([0.5, 1.0, 2.0]))
+    tangents = {args[0].variable: tg.tensor(np.eye(3))}
+    ran, rule = [], replay.batched_jvp
+    monkeypatch.setattr(
+        replay, "batched_jvp", lambda prim, *a: ran.append(prim.name) or rule(prim, *a)
+    )
+    kept = tape.push_tangents(tangents, batch=3, keep=[y.variable])
+    assert ran == ["sin", "mul"]
+    np.testing.assert_allclose(kept[y.variable].numpy(), np.diag(2.0 * np.cos([0.5, 1.0, 2.0])))
+    ran.clear()
+    assert set(tape.push_tangents(tangents, batch=3)) >= {y.variable, s.variable}
+    assert ran == ["sin", "mul", "exp", "sum"]
+
+
 # ---- jacfwd and hessian ----
 def mixed(x):
     # Every kind of batched rule: slices, take, scatter_add, reshape, transpose, matmul,

@@ -36,7 +36,7 @@ def push_tangents(
     and all B are pushed in one pass (:mod:`tfgrad.batching`): what ``jacfwd`` uses to
     push every basis tangent at once. ``keep`` (variables) returns only their tangents; in
     a batched push every other tangent is let go once no later record reads it, so that a
-    large batch holds few tangents at a time.
+    large batch holds few tangents at a time; records on no path to them are skipped.
 
     >>> import tfgrad as tg
     >>> with tg.GradientTape() as tape:
@@ -79,11 +79,14 @@ def _push_batched(
                 f"batch={batch} it must be {(batch,) + shapes[v]} (the batch axis first)."
             )
         out[v] = t
+    records = tape.records
+    if keep is not None:
+        records = _live(records, keep)
     last_read = {}  # with keep: variable -> index of the last record that reads it
     if keep is not None:
-        for i, record in enumerate(tape.records):
+        for i, record in enumerate(records):
             last_read.update((v, i) for v in record.inputs if v is not None)
-    for i, record in enumerate(tape.records):
+    for i, record in enumerate(records):
         inputs = record.inputs
         if not any(v in out for v in inputs):
             continue
@@ -100,6 +103,19 @@ def _push_batched(
                 if v is not None and last_read[v] == i and v not in keep:
                     out.pop(v, None)
     return out if keep is None else {v: t for v, t in out.items() if v in keep}
+
+
+def _live(records: list, keep: set) -> list:
+    """The records on a path to a variable in ``keep``: the others' tangents are never read
+    (in ``hessian``, the tangents of f's own value and of the terms only it reads), so a
+    batched push skips them, each a ``(B, *shape)`` op saved."""
+    needed, live = set(keep), []
+    for record in reversed(records):
+        if record.output in needed:
+            needed.update(v for v in record.inputs if v is not None)
+            live.append(record)
+    live.reverse()
+    return live
 
 
 GradientTape.push_tangents = push_tangents

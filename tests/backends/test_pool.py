@@ -101,3 +101,23 @@ def test_device_arrays_are_reused_only_when_no_buffer_shares_them(fresh_pool):
     np.testing.assert_array_equal(b.to_numpy(w), -values)
     del w
     assert tg.empty_cache() > 0 and pool.stats()["device_blocks"] == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_big_transposes_and_concatenations_are_numpys_in_pooled_buffers(dtype, fresh_pool):
+    # Above MIN_BYTES the reference backend tiles a matrix transpose and concatenates into a
+    # pool block; shapes that are no multiple of the tile, and a mix of dtypes that promotes.
+    from tfgrad.backends.numpy_backend import MOVEMENT, TRANSPOSE_TILE
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((TRANSPOSE_TILE * 3 + 5, 700)).astype(dtype)
+    out = MOVEMENT["transpose"](x, (1, 0))
+    assert out.flags.c_contiguous and out.dtype == dtype
+    np.testing.assert_array_equal(out, x.T)
+    y = rng.standard_normal((x.shape[0], 3)).astype(np.float32)
+    joined = MOVEMENT["concatenate"](y, x, y, axis=1)
+    np.testing.assert_array_equal(joined, np.concatenate([y, x, y], axis=1))
+    assert joined.dtype == np.result_type(x, y) and joined.flags.c_contiguous
+    assert pool.stats()["allocated"] >= 2  # both results came from the pool
+    t = tg.tensor(x)
+    np.testing.assert_array_equal(tg.concatenate([t.T, t.T]).numpy(), np.concatenate([x.T] * 2))

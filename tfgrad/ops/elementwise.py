@@ -137,6 +137,17 @@ add = _binary(add_p, "x + y, broadcasting.")
 sub_p = Primitive("sub", 2, family=ELEMENTWISE, linear=True)
 sub_p.defvjp(lambda g, ans, x, y: g, lambda g, ans, x, y: -g)
 sub_p.defjvp(lambda t, ans, x, y: t, lambda t, ans, x, y: -t)
+
+
+def sub_jvp(tangents, ans, x, y):
+    # Both tangents: t - u in one op, not t + (-u) in two (the same bits).
+    t, u = tangents
+    if t is None or u is None:
+        return t if u is None else -u
+    return t - u
+
+
+sub_p.jvp_all = sub_jvp
 subtract = _binary(sub_p, "x - y, broadcasting.")
 
 

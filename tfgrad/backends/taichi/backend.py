@@ -13,8 +13,9 @@ and the choice of implementation per call. The rest of the package holds one job
   kernels.
 
 Dispatch
-    Under ``dispatch="auto"`` a CPU matmul or convolution in float32/float64 runs BLAS through
-    NumPy and a tiny float array runs the reference backend's NumPy function; under
+    Under ``dispatch="auto"`` a CPU matmul or convolution in a float dtype runs BLAS through
+    NumPy (float16/bfloat16 widened to float32, the result rounded once) and a float array
+    below its dtype's measured size runs the reference backend's NumPy function; under
     ``"taichi-only"`` (the default of this class; the default of ``tfgrad.init`` is ``"auto"``)
     every op runs its Taichi kernel.
     Within a kernel, Taichi's parallel loop costs a thread-pool dispatch; below a measured size
@@ -61,7 +62,7 @@ class TaichiBackend(Buffers):
 
     - ``dispatch="taichi-only"`` (the default here): every op runs its Taichi kernel;
       ``dispatch="auto"`` (``tfgrad.init``'s default): the measured policy of :mod:`.dispatch`
-      (BLAS for a CPU float matmul, NumPy for a tiny float array);
+      (BLAS for a CPU float matmul or convolution, NumPy for a small float array);
     - ``buffers="ndarray"``: keep buffers in Taichi ndarrays (:class:`DeviceArray`) on the CPU
       too, as on a GPU (for testing that path without one);
     - ``serial_below=n``: run loops serially below ``n`` elements (default: the measured

@@ -40,7 +40,7 @@ from .. import base, pool
 from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
 from . import runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
-from .dispatch import NUMPY, TAICHI, Policy
+from .dispatch import HALVES, NUMPY, TAICHI, Policy
 from .kernels import KERNELS
 
 __all__ = ["TaichiBackend", "DeviceArray", "DTYPES", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
@@ -154,7 +154,7 @@ class TaichiBackend(Buffers):
         """Run ``op`` (see :mod:`tfgrad.backends.base`) with the implementation the dispatch
         policy picks for its family, dtype and size."""
         if bufs and not params:
-            # The hot path of tiny arrays: a ufunc op in float32/float64 that the policy sends
+            # The hot path of small arrays: a ufunc op in a float dtype that the policy sends
             # to NumPy below `below` elements, decided once per (op, dtype) (see _plan).
             x = bufs[0]
             below, name, ufunc = self._plans.get((op, x.dtype)) or self._plan(op, x.dtype)
@@ -181,13 +181,18 @@ class TaichiBackend(Buffers):
 
     def _plan(self, op: base.OpInfo | str, dtype: np.dtype) -> tuple[int, str, Any]:
         """``(below, name, ufunc)``: ``op`` on ``dtype`` arrays of fewer than ``below`` elements
-        is exactly the reference backend's ufunc on them (what the policy would choose and run;
+        is exactly the reference backend's ufunc on them (in float16/bfloat16 its function for
+        the op, which wraps the ufunc in casts; what the policy would choose and run;
         ``below`` is 0 where that is not so: other dtypes, families, modes, non-ufunc ops)."""
         info, _ = KERNELS.found.get(op) or KERNELS.find(op)
         rule = (self.policy.table.get(info.family) or {}).get(dtype)
         ufunc = None
-        if type(rule) is int and FP_STATE is not None and dtype in (np.float32, np.float64):
-            ufunc = getattr(self._reference.kernels.find(info)[1], "ufunc", None)
+        if type(rule) is int and FP_STATE is not None:
+            fn = self._reference.kernels.find(info)[1]
+            if dtype in (np.float32, np.float64):
+                ufunc = getattr(fn, "ufunc", None)
+            elif dtype in HALVES and hasattr(fn, "ufunc"):
+                ufunc = fn  # the reference's own: widened to float32, the ufunc, rounded once
         # Results of the pool's size go the reference backend's way, which allocates them
         # from the pool (a fresh 16 MB array faults in every page: elementwise_big's step).
         below = min(rule, pool.MIN_BYTES // dtype.itemsize) if ufunc is not None else 0

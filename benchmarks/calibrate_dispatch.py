@@ -1,10 +1,11 @@
 """Measure where a Taichi kernel starts to beat NumPy, per op family and dtype, and write the
 crossover sizes the dispatch policy reads (tfgrad/backends/taichi/dispatch_thresholds.json).
 
-    python benchmarks/calibrate_dispatch.py [--out PATH] [--dry-run]
+    python benchmarks/calibrate_dispatch.py [--out PATH] [--dry-run] [--dtypes float16,...]
 
 For a representative op of each family (add: cheap elementwise, exp: transcendental, sum:
-reduction, transpose: movement), in float32 and float64, over sizes 1 .. 2**24, it times
+reduction, transpose: movement), in float32, float64, float16 and bfloat16 (``--dtypes``: only
+these, merged into the file's other dtypes), over sizes 1 .. 2**24, it times
 ``TaichiBackend(dispatch="taichi-only").run`` against the reference backend's NumPy function
 (what ``dispatch="auto"`` would run instead), both through ``run`` as tfgrad calls them, and
 keeps medians of many batches (the machine may be shared; the load is recorded). The threshold is
@@ -30,7 +31,7 @@ from tfgrad.backends.taichi.backend import TaichiBackend
 from tfgrad.backends.taichi.dispatch import THRESHOLDS_FILE
 
 SIZES = [4**k for k in range(13)]  # 1 .. 2**24
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
 BATCHES = 15  # median over batches; each batch runs the op enough times to last ~2 ms
 
 
@@ -82,13 +83,13 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def calibrate() -> dict:
+def calibrate(dtypes=DTYPES) -> dict:
     taichi = TaichiBackend("cpu", dispatch="taichi-only").run
     numpy = NumpyBackend().run
     rng = np.random.default_rng(0)
     raw, thresholds = {}, {}
     for family, (op, args) in FAMILIES.items():
-        for dtype in DTYPES:
+        for dtype in dtypes:
             rows = []
             for n in SIZES:
                 bufs, params = args(rng.uniform(0.5, 1.5, n).astype(dtype))
@@ -125,15 +126,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=THRESHOLDS_FILE)
     parser.add_argument("--dry-run", action="store_true", help="print, do not write")
+    parser.add_argument("--dtypes", help="measure only these (comma-separated), keep the rest")
     args = parser.parse_args()
+    dtypes = tuple(args.dtypes.split(",")) if args.dtypes else DTYPES
     load_before = os.getloadavg()
-    result = calibrate()
+    result = calibrate(dtypes)
     result["machine"]["loadavg_before_after"] = [
         [round(x, 2) for x in load_before],
         [round(x, 2) for x in os.getloadavg()],
     ]
     print("thresholds (NumPy below):", json.dumps(result["numpy_below"]))
     print("load average (1, 5, 15 min) before/after:", result["machine"]["loadavg_before_after"])
+    if args.dtypes and args.out.exists():  # keep the other dtypes' measurements
+        old = json.loads(args.out.read_text())
+        for key in ("numpy_below", "raw"):
+            for family, by_dtype in result[key].items():
+                old[key].setdefault(family, {}).update(by_dtype)
+        old.setdefault("partial_runs", []).append(
+            {"dtypes": list(dtypes), "date": result["date"], "machine": result["machine"]}
+        )
+        result = old
     if not args.dry_run:
         args.out.write_text(json.dumps(result, indent=1) + "\n")
         print("wrote", args.out)

@@ -661,6 +661,19 @@ def test_float64_rounds_once_to_float16(taichi):
     np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
 
 
+def test_float64_rounds_once_to_bfloat16(taichi):
+    # 127.74999999999999 is nearer 127.5; through float32 (127.75, a tie) it would give 128.
+    x = np.array([127.74999999999999, -(1 + 2**-8 + 2**-40), 1 + 2**-8, 1 + 3 * 2**-8 - 2**-30])
+    want = x.astype(ml_dtypes.bfloat16)
+    assert want[0] == 127.5
+    for got in (
+        taichi.run("cast", taichi.from_numpy(x), dtype=DTYPES["bfloat16"]),
+        taichi.run("arange", start=127.74999999999999, step=0.0, n=1, dtype=DTYPES["bfloat16"]),
+    ):
+        got = taichi.to_numpy(got).view(np.uint16)
+        np.testing.assert_array_equal(got, want.view(np.uint16)[: got.size])
+
+
 def test_bfloat16_rounds_to_nearest_even_and_keeps_nan(taichi):
     x = np.array(
         [1 + 2**-8, 1 + 3 * 2**-8, 1 + 2**-8 + 2**-20, np.nan, -np.nan, 3.4e38, -np.inf, 1e-40],

@@ -13,8 +13,9 @@ and the choice of implementation per call. The rest of the package holds one job
   kernels.
 
 Dispatch
-    Under ``dispatch="auto"`` a CPU matmul or convolution in float32/float64 runs BLAS through
-    NumPy and a tiny float array runs the reference backend's NumPy function; under
+    Under ``dispatch="auto"`` a CPU matmul or convolution in a float dtype runs BLAS through
+    NumPy (float16/bfloat16 widened to float32, the result rounded once) and a float array
+    below its dtype's measured size runs the reference backend's NumPy function; under
     ``"taichi-only"`` (the default of this class; the default of ``tfgrad.init`` is ``"auto"``)
     every op runs its Taichi kernel.
     Within a kernel, Taichi's parallel loop costs a thread-pool dispatch; below a measured size
@@ -39,7 +40,7 @@ from .. import base, pool
 from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
 from . import runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
-from .dispatch import NUMPY, TAICHI, Policy
+from .dispatch import HALVES, NUMPY, TAICHI, Policy
 from .kernels import KERNELS
 
 __all__ = ["TaichiBackend", "DeviceArray", "DTYPES", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
@@ -61,7 +62,7 @@ class TaichiBackend(Buffers):
 
     - ``dispatch="taichi-only"`` (the default here): every op runs its Taichi kernel;
       ``dispatch="auto"`` (``tfgrad.init``'s default): the measured policy of :mod:`.dispatch`
-      (BLAS for a CPU float matmul, NumPy for a tiny float array);
+      (BLAS for a CPU float matmul or convolution, NumPy for a small float array);
     - ``buffers="ndarray"``: keep buffers in Taichi ndarrays (:class:`DeviceArray`) on the CPU
       too, as on a GPU (for testing that path without one);
     - ``serial_below=n``: run loops serially below ``n`` elements (default: the measured
@@ -153,7 +154,7 @@ class TaichiBackend(Buffers):
         """Run ``op`` (see :mod:`tfgrad.backends.base`) with the implementation the dispatch
         policy picks for its family, dtype and size."""
         if bufs and not params:
-            # The hot path of tiny arrays: a ufunc op in float32/float64 that the policy sends
+            # The hot path of small arrays: a ufunc op in a float dtype that the policy sends
             # to NumPy below `below` elements, decided once per (op, dtype) (see _plan).
             x = bufs[0]
             below, name, ufunc = self._plans.get((op, x.dtype)) or self._plan(op, x.dtype)
@@ -180,13 +181,18 @@ class TaichiBackend(Buffers):
 
     def _plan(self, op: base.OpInfo | str, dtype: np.dtype) -> tuple[int, str, Any]:
         """``(below, name, ufunc)``: ``op`` on ``dtype`` arrays of fewer than ``below`` elements
-        is exactly the reference backend's ufunc on them (what the policy would choose and run;
+        is exactly the reference backend's ufunc on them (in float16/bfloat16 its function for
+        the op, which wraps the ufunc in casts; what the policy would choose and run;
         ``below`` is 0 where that is not so: other dtypes, families, modes, non-ufunc ops)."""
         info, _ = KERNELS.found.get(op) or KERNELS.find(op)
         rule = (self.policy.table.get(info.family) or {}).get(dtype)
         ufunc = None
-        if type(rule) is int and FP_STATE is not None and dtype in (np.float32, np.float64):
-            ufunc = getattr(self._reference.kernels.find(info)[1], "ufunc", None)
+        if type(rule) is int and FP_STATE is not None:
+            fn = self._reference.kernels.find(info)[1]
+            if dtype in (np.float32, np.float64):
+                ufunc = getattr(fn, "ufunc", None)
+            elif dtype in HALVES and hasattr(fn, "ufunc"):
+                ufunc = fn  # the reference's own: widened to float32, the ufunc, rounded once
         # Results of the pool's size go the reference backend's way, which allocates them
         # from the pool (a fresh 16 MB array faults in every page: elementwise_big's step).
         below = min(rule, pool.MIN_BYTES // dtype.itemsize) if ufunc is not None else 0

@@ -112,10 +112,13 @@ def store(out: ti.template(), i, v):
 
 @ti.func
 def store_f64(out: ti.template(), i, v):
-    """Write a float64 ``v`` with NumPy's ``astype`` rounding: float16 rounds once (through
-    float32 rounded to odd); bfloat16 goes through float32, as ml_dtypes does."""
+    """Write a float64 ``v`` with NumPy's ``astype`` rounding: float16 and bfloat16 round once
+    (through float32 rounded to odd; ml_dtypes rounds float64 to bfloat16 directly, so
+    127.74999999999999 is 127.5, where a float32 step would give 127.75 and then 128)."""
     if ti.static(storage_of(out) == ti.f16):
         out[i] = ti.cast(f64_to_f32_odd(v), ti.f16)
+    elif ti.static(storage_of(out) == ti.u16):
+        out[i] = f32_to_bf16(f64_to_f32_odd(v))
     else:
         store(out, i, v)
 

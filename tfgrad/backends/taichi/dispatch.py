@@ -3,14 +3,21 @@
 Three implementations exist on the CPU:
 
 - ``"taichi"``: the op's Taichi kernel (every op has one);
-- ``"blas"``: the reference backend's function for a float32/float64 op of the linear-algebra
+- ``"blas"``: the reference backend's function for a floating-point op of the linear-algebra
   family: ``np.matmul`` for a matmul (OpenBLAS is about twice as fast as the Taichi matmul on
   large products and far faster on small ones: benchmarks/README.md, "Matmul"), an im2col
   product for a convolution (faster than the Taichi kernels at every size measured:
-  benchmarks/README.md, "Convolution");
+  benchmarks/README.md, "Convolution"); a float16/bfloat16 one widens its inputs to float32
+  (exact), runs the float32 function and rounds the result once to its dtype (to nearest,
+  ties to even; float16 overflows to inf): the Taichi kernels' "float32 accumulation, one
+  rounding", but summed in BLAS's order, so a result may differ from the kernel's by one half
+  ulp (benchmarks/README.md, "Half-precision dispatch");
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
-  Taichi launch from Python costs more than the work.
+  Taichi launch from Python costs more than the work. In float16/bfloat16 the reference
+  function also computes in float32 and rounds each result once, as the kernel does: the same
+  bits for every IEEE-exact op (arithmetic, sqrt, compares, casts, moves), within one half ulp
+  where float32 library functions differ (exp, tanh, ...) or a sum's order does.
 
 The policy reads an op's family (:class:`tfgrad.backends.base.OpInfo`), never its name. The
 NumPy crossover sizes are measured by ``benchmarks/calibrate_dispatch.py`` and read from
@@ -28,7 +35,8 @@ Deterministic mode (``tfgrad.config.set_deterministic``, read here as
 the Taichi kernels sum in an order fixed by the shapes (one accumulator along k for a matmul,
 fixed blocks and a fixed tree for a reduction), and NumPy's small-array functions are
 single-threaded with an order fixed by the shape (pairwise summation), so every op then gives
-the same bits on any thread count. OpenBLAS does not: with 1 and 2 threads it gave different
+the same bits on any thread count (a half matmul or convolution too: the Taichi kernel).
+OpenBLAS does not: with 1 and 2 threads it gave different
 bits for most matmul shapes measured (tfgrad/determinism.py).
 """
 
@@ -77,11 +85,12 @@ FAMILY = {
     for op in table
 }
 
-# Only float32/float64 leave Taichi: the thresholds were measured in those dtypes; float16 and
-# bfloat16 keep Taichi (NumPy computes halves through float32 copies), and integer/bool inputs
-# keep their kernels' dtype checks.
+# Only floats leave Taichi, each dtype by its own measured thresholds (halves pay two float32
+# conversions in NumPy, so their crossovers are lower); integer/bool inputs keep their kernels'
+# dtype checks.
 FLOAT32, FLOAT64 = np.dtype(np.float32), np.dtype(np.float64)
 HALVES = (np.dtype(np.float16), np.dtype(ml_dtypes.bfloat16))
+FLOATS = (FLOAT32, FLOAT64) + HALVES
 
 
 def _load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, dict[np.dtype, int]]:
@@ -132,10 +141,10 @@ class Policy:
         self.checked: dict[str, dict[np.dtype, Any]] = {}
         if mode == "taichi-only" or device != "cpu":
             return
-        self.table[base.LINALG] = {FLOAT32: BLAS, FLOAT64: BLAS}
+        self.table[base.LINALG] = dict.fromkeys(FLOATS, BLAS)
         for family, calibrated in CALIBRATED.items():
             below = thresholds.get(calibrated, {})
-            self.table[family] = {d: below[d] for d in (FLOAT32, FLOAT64) if below.get(d, 0) > 0}
+            self.table[family] = {d: below[d] for d in FLOATS if below.get(d, 0) > 0}
         self.checked = {family: self.table[follows] for family, follows in CHECKED.items()}
 
     def choose(

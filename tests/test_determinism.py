@@ -5,14 +5,11 @@ Taichi matmuls."""
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from determinism_training import SEED, big_kernels, train
+from thread_children import results_with_1_and_2_threads
 
 import tfgrad as tg
 import tfgrad.determinism as det
@@ -178,22 +175,7 @@ def test_training_is_bitwise_equal_across_thread_counts():
     this process: the same loss, gradient and weights, bit for bit, on the Taichi (auto
     dispatch) and NumPy backends, the same big (parallel) Taichi reductions and matmul, and
     the same operation seed (no salted hash)."""
-    children = []
-    for threads in (1, 2):
-        env = {**os.environ, "PYTHONHASHSEED": str(threads)}  # a different salt in each
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = str(threads)
-        script = os.path.join(os.path.dirname(__file__), "determinism_training.py")
-        children.append(subprocess.Popen(
-            [sys.executable, script, str(threads)], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        ))  # fmt: skip
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=120)
-        assert child.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    one, two = results
+    one, two = results_with_1_and_2_threads("determinism_training.py", timeout=120)
     assert one == two
     with det.deterministic(seed=SEED):
         assert one["seed"] == det.operation_seed("init/W1")

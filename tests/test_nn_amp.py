@@ -5,14 +5,10 @@ bits again across runs and across 1 and 2 threads (child processes)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from fit_determinism import SEED, fit_bits
+from thread_children import results_with_1_and_2_threads
 
 import tfgrad as tg
 import tfgrad.determinism as det
@@ -152,22 +148,7 @@ def test_deterministic_fit_is_bitwise_equal_across_runs(deterministic):
 def test_deterministic_fit_is_bitwise_equal_across_thread_counts(deterministic):
     """Child processes with 1 and 2 threads (Taichi's and BLAS's), each a fresh run, against
     this process: the same losses, weights and scales, float32 and float16 with scaling."""
-    children = []
-    for threads in (1, 2):
-        env = {**os.environ, "PYTHONHASHSEED": str(threads)}
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[name] = str(threads)
-        script = os.path.join(os.path.dirname(__file__), "fit_determinism.py")
-        children.append(subprocess.Popen(
-            [sys.executable, script, str(threads)], env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        ))  # fmt: skip
-    results = []
-    for child in children:
-        out, err = child.communicate(timeout=180)
-        assert child.returncode == 0, err
-        results.append(json.loads(out.strip().splitlines()[-1]))
-    one, two = results
+    one, two = results_with_1_and_2_threads("fit_determinism.py", timeout=180)
     assert one == two
     with tg.use_backend("taichi", dispatch="auto"), det.deterministic(seed=SEED):
         assert one == {"float32": fit_bits(False), "float16": fit_bits(True)}

@@ -119,15 +119,12 @@ def hessian_density(n: int = 400) -> HessianWidget:
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
-def _scaler_rule(config: dict, scale: float, tracker: int, found_inf: bool) -> tuple:
-    """GradScaler's update: an overflow backs the scale off and restarts the count of clean
-    steps; ``growth_interval`` clean steps in a row grow it. Returns (scale, tracker, grew)."""
-    if found_inf:
-        return scale * config["backoff_factor"], 0, False
-    tracker += 1
-    if tracker == config["growth_interval"]:
-        return scale * config["growth_factor"], 0, True
-    return scale, tracker, False
+def _scaler(config: dict):
+    """tfgrad.amp's loss scaler (GradScaler's update rule) with the widget's config."""
+    from tfgrad.amp import AMPConfig, AMPPolicy
+
+    keys = ("initial_scale", "growth_factor", "backoff_factor", "growth_interval")
+    return AMPPolicy(AMPConfig(enabled=True, **{k: config[k] for k in keys}))
 
 
 def _metrics(scale: float, history: list, growths: int) -> dict:
@@ -154,7 +151,8 @@ def scaled_run(config: dict | None = None, n_steps: int = 160, seed: int = 0,
     y = x @ tg.tensor([2.0, -1.0, 0.5, 3.0]) + rng.normal(256, std=2.0)
     w = tg.zeros(4)
     loss = lambda w, x, y: tg.mean((x @ w - y) ** 2)  # noqa: E731
-    scale, tracker, growths = float(config["initial_scale"]), 0, 0
+    scaler, growths = _scaler(config), 0
+    scale = scaler.scale
     history, losses = [], []
     for step in range(n_steps):
         batch = tg.tensor(np.arange(step * 8, step * 8 + 8) % 256)
@@ -169,8 +167,8 @@ def scaled_run(config: dict | None = None, n_steps: int = 160, seed: int = 0,
             callback(step, {"loss": float(value), "scale": scale, "found_inf": found_inf})
         if not found_inf:
             w = w - 0.02 * tg.tensor(scaled.astype(np.float64) / scale)
-        scale, tracker, grew = _scaler_rule(config, scale, tracker, found_inf)
-        growths += grew
+        used, scale = scale, scaler.update_scale(found_inf)
+        growths += scale > used
     return {**_metrics(scale, history, growths), "losses": losses}
 
 
@@ -193,11 +191,12 @@ def gradient_magnitudes(n_steps: int = 300, seed: int = 0) -> list:
 
 
 def simulate_scaler(config: dict, magnitudes, callback=None) -> dict:
-    """GradScaler's rule in plain Python on a given sequence of gradient magnitudes: a step
+    """tfgrad.amp's scaler (GradScaler's rule) on a given sequence of gradient magnitudes: a step
     overflows when magnitude × scale passes float16's largest number; a synthetic loss falls
     by 2% on each step that is not skipped. Returns what ``stability_metrics()`` returns (a
     dict) plus ``losses``; ``callback(step, info)`` after each step."""
-    scale, tracker, growths, loss = float(config["initial_scale"]), 0, 0, 1.0
+    scaler, growths, loss = _scaler(config), 0, 1.0
+    scale = scaler.scale
     history, losses = [], []
     for step, magnitude in enumerate(magnitudes):
         found_inf = magnitude * scale > FLOAT16_MAX
@@ -208,8 +207,8 @@ def simulate_scaler(config: dict, magnitudes, callback=None) -> dict:
             callback(step, {"loss": loss, "scale": scale, "found_inf": found_inf})
         if not found_inf:
             loss = 0.1 + 0.98 * (loss - 0.1)
-        scale, tracker, grew = _scaler_rule(config, scale, tracker, found_inf)
-        growths += grew
+        used, scale = scale, scaler.update_scale(found_inf)
+        growths += scale > used
     return {**_metrics(scale, history, growths), "losses": losses}
 
 

@@ -130,6 +130,17 @@ def browser(chromium_executable):
 
 
 # ---- Artifacts ---------------------------------------------------------------------------
+@pytest.fixture
+def page(browser):
+    """A fresh page; ``page.errors`` collects the page's uncaught script errors."""
+    page = browser.new_page(viewport={"width": 1100, "height": 760})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors
+    yield page
+    page.close()
+
+
 @pytest.fixture(scope="session")
 def artifacts_dir() -> Path:
     """``$TFGRAD_ARTIFACTS``, else ``<repo>/test-artifacts/`` (git-ignored)."""

@@ -73,3 +73,19 @@ def render_view(page, state: dict) -> None:
     }""",
         json.loads(json.dumps(state)),
     )
+
+
+def after_redraw(page) -> None:
+    """Wait until the view has drawn: a chart redraws in its next animation frame."""
+    page.evaluate(
+        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+    )
+
+
+def live_equals(page, markup: str, selector: str = "#root svg.tf-figure") -> bool:
+    """Whether the live drawing at ``selector`` is the SVG ``markup`` (both canonicalised)."""
+    return page.evaluate(
+        """([selector, markup]) => JSON.stringify(canonical(document.querySelector(selector)))
+            === JSON.stringify(canonical(parseSVG(markup)))""",
+        [selector, markup],
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from kit_page import load_front_end, render_view
+from kit_page import after_redraw, live_equals, load_front_end, render_view
 
 import tfgrad as tg
 from tfgrad_widgets import HessianWidget
@@ -23,30 +23,6 @@ def rosenbrock(v):
 
 def chained(v):
     return tg.sum((1 - v[:-1]) ** 2 + 5 * (v[1:] - v[:-1] ** 2) ** 2)
-
-
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1100, "height": 760})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    yield page
-    page.close()
-
-
-def _after_redraw(page) -> None:
-    page.evaluate(
-        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
-    )
-
-
-def _live_equals(page, markup: str) -> bool:
-    return page.evaluate(
-        """(markup) => JSON.stringify(canonical(document.querySelector('#root svg.tf-figure')))
-            === JSON.stringify(canonical(parseSVG(markup)))""",
-        markup,
-    )
 
 
 def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
@@ -66,7 +42,7 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
     # n variables, live: the heat map beside the spectrum, as the kernel draws it
     render_view(page, many.get_state())
     width = page.evaluate("() => model.get('width')")
-    assert _live_equals(page, figure_svg(many.data, many.view, width))
+    assert live_equals(page, figure_svg(many.data, many.view, width))
     assert page.locator('[data-panel="hessian"]').count() == 1
     page.screenshot(path=str(artifacts_dir / "hessian_widget_n.png"))
     # many variables: the density, live
@@ -74,7 +50,7 @@ def test_hessian_figures_are_the_same_markup_on_both_sides(page, artifacts_dir):
     page.evaluate("() => document.getElementById('root').replaceChildren()")
     render_view(page, slq.get_state())
     width = page.evaluate("() => model.get('width')")
-    assert _live_equals(page, figure_svg(slq.data, slq.view, width))
+    assert live_equals(page, figure_svg(slq.data, slq.view, width))
     assert page.locator('path.tf-line[data-layer="density"]').count() == 1
     page.screenshot(path=str(artifacts_dir / "hessian_widget_density.png"))
 
@@ -85,7 +61,7 @@ def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
         w = HessianWidget(rosenbrock, [-1.2, 1.0], bounds=((-2, 2), (-1, 3)))
     render_view(page, w.get_state())
     width = page.evaluate("() => model.get('width')")
-    assert _live_equals(page, figure_svg(w.data, w.view, width))  # the kernel's picture
+    assert live_equals(page, figure_svg(w.data, w.view, width))  # the kernel's picture
     # the legend sits below the landscape's plot (under its axis label), covering no data
     plot, legend, label = (page.locator(f'[data-panel="landscape"] {css}').first.bounding_box()
                            for css in (".tf-plot", ".tf-legend", ".tf-label"))  # fmt: skip
@@ -112,10 +88,10 @@ def test_dragging_the_point_redraws_the_kernels_answer(page, artifacts_dir):
     assert sent and all("patches" in m for m in sent)
     for message in sent:
         page.evaluate("(msg) => model.receive(msg)", message)
-    _after_redraw(page)
+    after_redraw(page)
     assert newton.get_attribute("d") != before
     np.testing.assert_allclose(w.data["local"]["point"], point)
-    assert _live_equals(page, figure_svg(w.data, w.view, width))
+    assert live_equals(page, figure_svg(w.data, w.view, width))
     title = page.locator('[data-panel="curvature"] .tf-title').text_content()
     assert title.startswith("|Newton| ") and "|gradient|" in title
     page.screenshot(path=str(artifacts_dir / "hessian_widget.png"))

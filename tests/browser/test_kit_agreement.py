@@ -6,7 +6,7 @@ widget's front end as it ships, with a stand-in model."""
 from __future__ import annotations
 
 import pytest
-from kit_page import load_front_end, render_view
+from kit_page import after_redraw, live_equals, load_front_end, render_view
 
 import tfgrad as tg
 from tfgrad_widgets import ChartWidget, TapeWidget, gallery
@@ -70,21 +70,6 @@ def test_tape_graphs_are_the_same_markup_on_both_sides(page):
                     assert js == expected, (name, mode, collapsed, step)
 
 
-def _after_redraw(page) -> None:
-    """Wait until the view has drawn: a chart redraws in its next animation frame."""
-    page.evaluate(
-        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
-    )
-
-
-def _live_equals(page, selector: str, markup: str) -> bool:
-    return page.evaluate(
-        """([selector, markup]) => JSON.stringify(canonical(document.querySelector(selector)))
-            === JSON.stringify(canonical(parseSVG(markup)))""",
-        [selector, markup],
-    )
-
-
 def test_the_live_tape_view_draws_the_snapshot_of_each_step(page):
     load_front_end(page, TapeWidget, width=800)
     widget = tapes()["mlp_step"]
@@ -92,19 +77,19 @@ def test_the_live_tape_view_draws_the_snapshot_of_each_step(page):
     for step in (0, 7, 20, widget.n_steps - 1):
         widget.step = step
         page.evaluate("(s) => model.set('step', s)", step)
-        assert _live_equals(page, "#root svg.tf-graph", widget.graph_svg()), step
+        assert live_equals(page, widget.graph_svg(), "#root svg.tf-graph"), step
     # Open a scope by clicking its box, as a student does: the model says which, the drawing
     # is the kernel's snapshot of that state, and the front end asked to save it.
     page.click('.tf-box[data-scope="layer1"]')
     assert page.evaluate("() => model.get('collapsed')") == ["layer2", "loss"]
     widget.collapsed = ["layer2", "loss"]
-    assert _live_equals(page, "#root svg.tf-graph", widget.graph_svg())
+    assert live_equals(page, widget.graph_svg(), "#root svg.tf-graph")
     assert page.evaluate("() => model.saves") >= 1
     # Another mode: frames of forward mode, from its first step.
     page.click('.tf-mode button[data-mode="forward"]')
     widget.mode = "forward"
     assert page.evaluate("() => [model.get('mode'), model.get('step')]") == ["forward", 0]
-    assert _live_equals(page, "#root svg.tf-graph", widget.graph_svg())
+    assert live_equals(page, widget.graph_svg(), "#root svg.tf-graph")
 
 
 def test_the_tape_view_fits_its_column_and_keeps_text_readable(page):
@@ -143,13 +128,13 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     width = page.evaluate("() => model.get('width')")  # the figure's box: 700 px less padding
     assert width == page.evaluate("() => document.querySelector('.tf-figure-box').clientWidth")
     assert 680 <= width <= 700
-    assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))
+    assert live_equals(page, figure_svg(chart.data, chart.view, width), "#root svg.tf-figure")
     # A click on a point of the frontier: the view state says which, and the drawing follows.
     page.click('.tf-pick[data-i="1"]')
     view = page.evaluate("() => model.get('view')")
     assert view["frontier.choices"] == 1
-    _after_redraw(page)
-    assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, view, width))
+    after_redraw(page)
+    assert live_equals(page, figure_svg(chart.data, view, width), "#root svg.tf-figure")
     # A patch from the kernel (what the kernel sends when it answers the click) redraws it.
     sent = []
     chart.send = lambda content, buffers=None: sent.append(content)
@@ -157,8 +142,8 @@ def test_the_live_chart_view_draws_the_snapshot_at_its_width(page):
     chart.flush()  # the throttle held the answer back: the view change went out just before
     assert [p["path"][-1] for p in sent[0]["patches"]] == ["spans", "title"]
     page.evaluate("(msg) => model.receive(msg)", sent[0])
-    _after_redraw(page)
-    assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))
+    after_redraw(page)
+    assert live_equals(page, figure_svg(chart.data, chart.view, width), "#root svg.tf-figure")
 
 
 def test_a_chart_redraws_when_its_container_changes_width(page):
@@ -176,4 +161,4 @@ def test_a_chart_redraws_when_its_container_changes_width(page):
     narrow = page.evaluate(panels)
     assert narrow[1].startswith("translate(0,")  # stacked: the second panel below the first
     width = page.evaluate("() => model.get('width')")
-    assert _live_equals(page, "#root svg.tf-figure", figure_svg(chart.data, chart.view, width))
+    assert live_equals(page, figure_svg(chart.data, chart.view, width), "#root svg.tf-figure")

@@ -8,7 +8,7 @@ loss_scale_widget_restarted.png)."""
 from __future__ import annotations
 
 import pytest
-from kit_page import load_front_end, render_view
+from kit_page import after_redraw, live_equals, load_front_end, render_view
 
 from tfgrad_widgets import LossScaleWidget, gallery
 from tfgrad_widgets.svg import figure_svg
@@ -20,37 +20,13 @@ CONFIG = {"initial_scale": 2.0**16, "growth_interval": 10, "growth_factor": 2.0,
 MAGNITUDES = gallery.gradient_magnitudes(120, seed=1)
 
 
-@pytest.fixture
-def page(browser):
-    page = browser.new_page(viewport={"width": 1100, "height": 760})
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.errors = errors
-    yield page
-    page.close()
-
-
-def _after_redraw(page) -> None:
-    page.evaluate(
-        "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
-    )
-
-
-def _live_equals(page, markup: str) -> bool:
-    return page.evaluate(
-        """(markup) => JSON.stringify(canonical(document.querySelector('#root svg.tf-figure')))
-            === JSON.stringify(canonical(parseSVG(markup)))""",
-        markup,
-    )
-
-
 def _deliver(page, widget, sent: list) -> None:
     """What the kernel sent (patches), received by the page's model, then drawn."""
     widget.flush()
     for message in sent:
         page.evaluate("(msg) => model.receive(msg)", message)
     sent.clear()
-    _after_redraw(page)
+    after_redraw(page)
 
 
 def run(config, widget):
@@ -83,12 +59,12 @@ def test_streamed_steps_and_a_slider_restart(page, artifacts_dir):
         w(step, info)
         if step % 30 == 29:
             _deliver(page, w, sent)
-            drawn.append(_live_equals(page, figure_svg(w.data, w.view, width)))
+            drawn.append(live_equals(page, figure_svg(w.data, w.view, width)))
 
     gallery.simulate_scaler(CONFIG, MAGNITUDES, callback=streaming)
     _deliver(page, w, sent)
     assert drawn == [True] * 4 and len(w.layer("scale", "scale")["x"]) == 120
-    assert _live_equals(page, figure_svg(w.data, w.view, width))
+    assert live_equals(page, figure_svg(w.data, w.view, width))
     crosses = page.locator('[data-panel="scale"] path.tf-markers').first.get_attribute("d")
     assert crosses.count("M") // 2 == w.counts["overflows"] > 0
     title = page.locator(".tf-figtitle").text_content()
@@ -105,7 +81,7 @@ def test_streamed_steps_and_a_slider_restart(page, artifacts_dir):
     assert w.config["growth_interval"] == 40 and w.counts["growths"] != before
     assert sent and all("patches" in m for m in sent)
     _deliver(page, w, sent)
-    assert _live_equals(page, figure_svg(w.data, w.view, width))
+    assert live_equals(page, figure_svg(w.data, w.view, width))
     assert f"{w.counts['growths']} growths" in page.locator(".tf-figtitle").text_content()
     assert page.locator('[data-control="growth_interval"] .tf-readout').text_content() == "40"
     page.screenshot(path=str(artifacts_dir / "loss_scale_widget_restarted.png"))

@@ -11,7 +11,7 @@ from tfgrad.errors import TapeError
 
 
 def test_records_are_plain_data(backend):
-    with tg.GradientTape() as tape:
+    with tg.GradientTape(keep_values=True) as tape:  # every value, to read record.value
         x = tape.watch(tg.tensor([1.0, 2.0]))
         y = tg.sum(x * x + tg.sin(x))
     ops = [r.op for r in tape.records]
@@ -265,25 +265,33 @@ def test_integer_ops_are_not_recorded(backend):
 
 
 def test_saved_bytes_counts_each_held_buffer_once(backend):
+    # Each record holds only what its rules read (its residuals), each buffer counted once.
     with tg.GradientTape() as tape:
         assert tape.saved_bytes() == 0  # nothing recorded yet
         x = tape.watch(tg.ones((250,), "float64"))  # 2000 bytes
-        y = tg.sin(x)  # keeps x and y
-        z = y * y  # keeps y (twice: once) and z
-        h = tg.astype(z, "float16")  # keeps z and h, 500 bytes
-        tg.sum(tg.astype(h, "float32"))  # keeps h, a float32 copy (1000) and the scalar (4)
-    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4
-    assert tape.saved_bytes(watched=False) == 2 * 2000 + 500 + 1000 + 4  # without x
+        y = tg.sin(x)  # keeps x (its rule reads cos(x)), not y
+        z = y * y  # keeps y (twice: once), not z
+        h = tg.astype(z, "float16")  # a cast keeps nothing
+        t = tg.tanh(tg.astype(h, "float32"))  # the cast nothing; tanh its output (1000 bytes)
+        tg.sum(t)  # nothing
+    assert tape.saved_bytes() == 2000 + 2000 + 1000
+    assert tape.saved_bytes(watched=False) == 2000 + 1000  # without x
     tape.gradient(z, x)
-    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4  # the records outlive the sweep
+    assert tape.saved_bytes() == 2000 + 2000 + 1000  # the records outlive the sweep
+    with tg.GradientTape(keep_values=True) as tape:  # every input and output
+        x = tape.watch(tg.ones((250,), "float64"))
+        z = tg.sin(x) * tg.sin(x)
+    assert tape.saved_bytes() == 4 * 2000
 
 
 def test_saved_bytes_counts_a_view_once():
     with tg.use_backend("numpy"):
         with tg.GradientTape() as tape:
             w = tape.watch(tg.ones((4, 8), "float32"))  # 128 bytes
-            m = w * 2.0  # 128 bytes, and the constant 2.0 as a float32 scalar (4)
-            r = tg.reshape(m, (32,))  # a view of m's buffer
-    assert np.shares_memory(r.primal._data, m.primal._data)
-    assert tape.saved_bytes() == 128 + 4 + 128
-    assert tape.saved_bytes(watched=False) == 4 + 128
+            m = w * 2.0  # keeps w and the constant 2.0 as a float32 scalar (4)
+            e = tg.exp(m)  # keeps its output (128)
+            r = tg.reshape(e, (32,))  # a view of e's buffer; a reshape keeps nothing
+            r * 3.0  # keeps r (the view: counted once with e) and 3.0 (4)
+    assert np.shares_memory(r.primal._data, e.primal._data)
+    assert tape.saved_bytes() == 128 + 4 + 128 + 4
+    assert tape.saved_bytes(watched=False) == 4 + 128 + 4

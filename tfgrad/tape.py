@@ -168,12 +168,12 @@ class NotSaved:
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: math.prod(self.shape))
 
-    def _error(self, what: str = "its values") -> NotSavedError:
+    def _error(self, what: str = "the values") -> NotSavedError:
         slot = "output" if self._slot is None else f"input {self._slot}"
         name = self._prim.name
         return NotSavedError(
-            f"{what} of the {slot} of a recorded {name} (shape {self.shape}, "
-            f"{self.dtype.name}) were read, but the tape did not keep that value: {name}'s "
+            f"Read {what} of the {slot} of a recorded {name} (shape {self.shape}, "
+            f"{self.dtype.name}), a value the tape did not keep: {name}'s "
             f"declaration says its rules do not read it (saves={self._prim.saves}, "
             f"saves_output={self._prim.saves_output}). If a rule raised this, the declaration "
             f"in tfgrad/ops/ is wrong: add the value to saves. To read recorded values, make "
@@ -324,8 +324,8 @@ class GradientTape(Trace):
     def saved_bytes(self, watched: bool = True) -> int:
         """Bytes of the distinct buffers the records hold: each record keeps the inputs and
         output its rules read (its residuals), so this is the memory the tape keeps alive for
-        its sweep (what PyTorch calls the tensors saved for backward). A buffer held by several records, or
-        viewed by several tensors, counts once. ``watched=False`` leaves out the watched
+        its sweep (what PyTorch calls the tensors saved for backward). A buffer held by several
+        records, or viewed by several tensors, counts once. ``watched=False`` leaves out the watched
         tensors' own buffers (the parameters), leaving the activations. Cost: one pass over
         the records' tensors (plain Python; for diagnostics and benchmarks)."""
         spans: set[tuple[int, int]] = set()  # host arrays: [first, last) byte addresses

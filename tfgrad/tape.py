@@ -206,10 +206,11 @@ def _residuals(prim: Primitive, primals: list, ans: Tensor) -> tuple[tuple, Any]
         if i in saves or p._dtype.kind != "f":
             kept.append(p)
         else:
-            stand_in = _new(NotSaved)
-            stand_in.shape, stand_in.dtype, stand_in._prim, stand_in._slot = (
-                p._shape, p._dtype, prim, i
-            )
+            stand_in = _new(NotSaved)  # NotSaved(p, prim, i), without the __init__ call
+            stand_in.shape = p._shape
+            stand_in.dtype = p._dtype
+            stand_in._prim = prim
+            stand_in._slot = i
             kept.append(stand_in)
     if prim.saves_output:
         return tuple(kept), ans

@@ -201,20 +201,26 @@ def _residuals(prim: Primitive, primals: list, ans: Tensor) -> tuple[tuple, Any]
     """What a record keeps of an application: the inputs (and output) the primitive's rules
     read, and :class:`NotSaved` stand-ins for the floating ones they do not."""
     saves = prim.saves
-    kept = []
-    for i, p in enumerate(primals):
-        if i in saves or p._dtype.kind != "f":
-            kept.append(p)
-        else:
-            stand_in = _new(NotSaved)  # NotSaved(p, prim, i), without the __init__ call
-            stand_in.shape = p._shape
-            stand_in.dtype = p._dtype
-            stand_in._prim = prim
-            stand_in._slot = i
-            kept.append(stand_in)
-    if prim.saves_output:
-        return tuple(kept), ans
-    return tuple(kept), NotSaved(ans, prim, None)
+    if len(saves) == len(primals):  # every input (mul, matmul)
+        kept = tuple(primals)
+    else:
+        kept = []
+        for i, p in enumerate(primals):
+            if i in saves or p._dtype.kind != "f":
+                kept.append(p)
+            else:
+                kept.append(_stand_in(p, prim, i))
+        kept = tuple(kept)
+    return kept, (ans if prim.saves_output else _stand_in(ans, prim, None))
+
+
+def _stand_in(like: Tensor, prim: Primitive, slot: int | None) -> NotSaved:
+    stand_in = _new(NotSaved)  # NotSaved(like, prim, slot), without the __init__ call
+    stand_in.shape = like._shape
+    stand_in.dtype = like._dtype
+    stand_in._prim = prim
+    stand_in._slot = slot
+    return stand_in
 
 
 @dataclass(eq=False)

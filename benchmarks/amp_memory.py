@@ -29,6 +29,7 @@ import numpy as np
 import tfgrad as tg
 from tfgrad.amp import autocast
 from tfgrad.backends import pool
+from tfgrad.tape import NotSaved
 
 SIZES = (784, 1024, 1024, 10)
 # (autocast dtype or None, whether the bias is added in the matmul's dtype)
@@ -82,6 +83,8 @@ def step(params, x, y, low: str | None, linear: bool = False):
     held, seen = 0, set()
     for record in tape._entries:  # (prim, inputs, output, params, impl, scope, primals, ans, _)
         for t in (*record[6], record[7]):
+            if isinstance(t, NotSaved):  # a value the rules do not read: not kept
+                continue
             if id(t._data) not in seen:
                 seen.add(id(t._data))
                 held += buffer_bytes(t)

@@ -117,7 +117,9 @@ def test_training_epoch_cells(training):
             assert cell["steps"] == 2 and len(cell["epochs_s"]) == 1
             losses = cell["warmup_losses"] + cell["last_losses"]
             assert all(np.isfinite(losses)) and losses[-1] < losses[0]  # it trains
-            assert cell["saved_bytes"] > cell["activation_bytes"] > 0
+            # the records keep residuals only: the parameters' own buffers (or views of them)
+            # where a rule reads them, none where only their 16-bit casts are read
+            assert cell["saved_bytes"] >= cell["activation_bytes"] > 0
             # autocast ran: its matmuls recorded 16-bit results (and the loss stays float32)
             assert set(cell["record_dtypes"]) == {"float32", mode}
             if mode != "float32":  # 16-bit activations (nn's biases join in the product's dtype)

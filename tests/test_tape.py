@@ -3,15 +3,20 @@ stopping gradients, long chains, determinism and the observer events widgets bui
 
 from __future__ import annotations
 
+import re
+import weakref
+
 import numpy as np
 import pytest
 
 import tfgrad as tg
-from tfgrad.errors import TapeError
+from tfgrad.errors import NotSavedError, TapeError
+from tfgrad.extend import Primitive, bind
+from tfgrad.tape import NotSaved
 
 
 def test_records_are_plain_data(backend):
-    with tg.GradientTape() as tape:
+    with tg.GradientTape(keep_values=True) as tape:  # every value, to read record.value
         x = tape.watch(tg.tensor([1.0, 2.0]))
         y = tg.sum(x * x + tg.sin(x))
     ops = [r.op for r in tape.records]
@@ -265,25 +270,127 @@ def test_integer_ops_are_not_recorded(backend):
 
 
 def test_saved_bytes_counts_each_held_buffer_once(backend):
+    # Each record holds only what its rules read (its residuals), each buffer counted once.
     with tg.GradientTape() as tape:
         assert tape.saved_bytes() == 0  # nothing recorded yet
         x = tape.watch(tg.ones((250,), "float64"))  # 2000 bytes
-        y = tg.sin(x)  # keeps x and y
-        z = y * y  # keeps y (twice: once) and z
-        h = tg.astype(z, "float16")  # keeps z and h, 500 bytes
-        tg.sum(tg.astype(h, "float32"))  # keeps h, a float32 copy (1000) and the scalar (4)
-    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4
-    assert tape.saved_bytes(watched=False) == 2 * 2000 + 500 + 1000 + 4  # without x
+        y = tg.sin(x)  # keeps x (its rule reads cos(x)), not y
+        z = y * y  # keeps y (twice: once), not z
+        h = tg.astype(z, "float16")  # a cast keeps nothing
+        t = tg.tanh(tg.astype(h, "float32"))  # the cast nothing; tanh its output (1000 bytes)
+        tg.sum(t)  # nothing
+    assert tape.saved_bytes() == 2000 + 2000 + 1000
+    assert tape.saved_bytes(watched=False) == 2000 + 1000  # without x
     tape.gradient(z, x)
-    assert tape.saved_bytes() == 3 * 2000 + 500 + 1000 + 4  # the records outlive the sweep
+    assert tape.saved_bytes() == 2000 + 2000 + 1000  # the records outlive the sweep
+    with tg.GradientTape(keep_values=True) as tape:  # every input and output
+        x = tape.watch(tg.ones((250,), "float64"))
+        z = tg.sin(x) * tg.sin(x)
+    assert tape.saved_bytes() == 4 * 2000
 
 
 def test_saved_bytes_counts_a_view_once():
     with tg.use_backend("numpy"):
         with tg.GradientTape() as tape:
             w = tape.watch(tg.ones((4, 8), "float32"))  # 128 bytes
-            m = w * 2.0  # 128 bytes, and the constant 2.0 as a float32 scalar (4)
-            r = tg.reshape(m, (32,))  # a view of m's buffer
-    assert np.shares_memory(r.primal._data, m.primal._data)
-    assert tape.saved_bytes() == 128 + 4 + 128
-    assert tape.saved_bytes(watched=False) == 4 + 128
+            m = w * 2.0  # keeps w and the constant 2.0 as a float32 scalar (4)
+            e = tg.exp(m)  # keeps its output (128)
+            r = tg.reshape(e, (32,))  # a view of e's buffer; a reshape keeps nothing
+            r * 3.0  # keeps r (the view: counted once with e) and 3.0 (4)
+    assert np.shares_memory(r.primal._data, e.primal._data)
+    assert tape.saved_bytes() == 128 + 4 + 128 + 4
+    assert tape.saved_bytes(watched=False) == 4 + 128 + 4
+
+
+# ---- Residuals: a record keeps only the values its primitive's rules read ----
+def _chain(x, dead):
+    a = tg.sin(x)  # sin keeps x, not a
+    b = a + a  # an add keeps nothing
+    c = tg.astype(b, "float32")  # nor does a cast
+    d = tg.transpose(c)  # nor a transpose (a view of c's buffer)
+    dead.extend(weakref.ref(t.primal._data) for t in (a, b, c, d))
+    return tg.tanh(d)  # tanh keeps its output only, not d
+
+
+def test_add_astype_and_transpose_do_not_keep_their_inputs_alive():
+    x0 = np.array([[0.3, -1.2, 0.5], [2.0, 0.1, -0.4]])
+    with tg.use_backend("numpy"):  # host buffers, which weakref can watch
+        with tg.GradientTape() as tape:
+            x = tape.watch(tg.tensor(x0))
+            dead = []
+            e = _chain(x, dead)
+        assert [ref() for ref in dead] == [None] * 4  # freed while the tape lives
+        # the tape holds x (for sin) and tanh's output: 48 + 24 bytes
+        assert tape.saved_bytes() == x0.nbytes + e.size * 4
+        g = tape.gradient(e, x).numpy()
+    t = np.tanh((2 * np.sin(x0)).astype(np.float32).T)
+    np.testing.assert_allclose(g, ((1 - t * t).T * 2 * np.cos(x0)), rtol=1e-6)
+
+
+def test_tanh_keeps_its_output_only_and_mul_its_inputs(backend):
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([0.5, -1.0]))
+        y = tg.tanh(x) * x
+    tanh, mul = tape.records
+    (x_kept,) = tanh.primals
+    assert isinstance(x_kept, NotSaved) and x_kept.shape == (2,) and x_kept.ndim == 1
+    assert x_kept.dtype is tg.float64 and x_kept.size == 2
+    np.testing.assert_allclose(tanh.ans.numpy(), np.tanh([0.5, -1.0]))
+    assert not any(isinstance(p, NotSaved) for p in mul.primals)
+    assert isinstance(mul.ans, NotSaved) and mul.shape == (2,) and mul.dtype == "float64"
+    assert tanh.input_shapes == ((2,),) and tanh.input_dtypes == ("float64",)
+    with pytest.raises(NotSavedError, match="keep_values=True"):
+        mul.value  # noqa: B018
+    v = np.array([0.5, -1.0])
+    want = (1 - np.tanh(v) ** 2) * v + np.tanh(v)
+    np.testing.assert_allclose(tape.gradient(y, x).numpy(), want)
+
+
+def test_keep_values_and_observers_keep_every_value(backend):
+    for observed in (False, True):
+        with tg.GradientTape(keep_values=not observed) as tape:
+            if observed:
+                tape.observe(lambda e: None)
+            x = tape.watch(tg.tensor([0.5, -1.0]))
+            tg.tanh(x) + x
+        for r in tape.records:
+            assert not any(isinstance(p, NotSaved) for p in (*r.primals, r.ans))
+        np.testing.assert_allclose(tape.records[1].value, np.tanh([0.5, -1.0]) + [0.5, -1.0])
+
+
+def test_a_wrong_declaration_fails_loudly(backend):
+    # A rule that reads a value its primitive does not declare gets the stand-in's error,
+    # naming the primitive; the failed sweep leaves the tape as it was.
+    square_p = Primitive("square_undeclared", 1, saves=())  # wrong: the rule reads x
+    square_p.def_impl(lambda x: tg.tensor(x.numpy() ** 2))
+    square_p.defvjp(lambda g, ans, x: g * 2.0 * x)
+    with tg.GradientTape() as tape:
+        x = tape.watch(tg.tensor([1.0, 3.0]))
+        y = tg.sum(bind(square_p, x))
+    with pytest.raises(NotSavedError, match=r"input 0 of a recorded square_undeclared"):
+        tape.gradient(y, x)
+    stand_in = tape.records[0].primals[0]
+    for read in (np.asarray, lambda s: s * 2.0, lambda s: tg.sin(s), lambda s: s.numpy(),
+                 lambda s: s._data, lambda s: float(s)):  # fmt: skip
+        with pytest.raises(NotSavedError, match=re.escape("saves=()")):
+            read(stand_in)
+    assert all(r.adjoint is None for r in tape.records)  # as before the sweep
+
+
+def test_residual_tapes_nest_and_sweep_twice(backend):
+    # The inner sweep's ops are recorded by the outer tape with their own declarations; a
+    # persistent tape of residuals sweeps twice.
+    v = np.array([0.3, -0.8])
+    with tg.GradientTape(persistent=True) as outer:
+        x = outer.watch(tg.tensor(v))
+        with tg.GradientTape() as inner:
+            xi = inner.watch(x)
+            y = tg.sum(tg.tanh(tg.transpose(xi) + 1.0) * xi)
+        dy = inner.gradient(y, xi)
+        s = tg.sum(dy)
+    assert any(isinstance(p, NotSaved) for r in outer.records for p in r.primals)
+    t = np.tanh(v + 1.0)
+    np.testing.assert_allclose(dy.numpy(), (1 - t * t) * v + t)
+    d2 = (-2 * t * (1 - t * t)) * v + 2 * (1 - t * t)
+    for _ in range(2):
+        np.testing.assert_allclose(outer.gradient(s, x).numpy(), d2)

@@ -11,6 +11,7 @@ __all__ = [
     "ShapeError",
     "DtypeError",
     "TapeError",
+    "NotSavedError",
     "BackendError",
     "MissingRuleError",
     "MissingKernelError",
@@ -40,6 +41,12 @@ class DtypeError(TfgradError, TypeError):
 
 class TapeError(TfgradError, RuntimeError):
     """Misuse of a GradientTape (second sweep of a non-persistent tape, a target not on it)."""
+
+
+class NotSavedError(TapeError):
+    """A rule read a value the tape did not keep: the primitive's ``saves`` declaration in
+    ``tfgrad/ops/`` leaves out a value its rules read (an internal error: fix the
+    declaration), or a record's value was read from a tape made without ``keep_values``."""
 
 
 class BackendError(TfgradError, RuntimeError):

@@ -190,14 +190,37 @@ class Primitive:
     applied to the input tangents (see :func:`tfgrad.forward.output_tangent`).
     ``batched_jvp`` is forward mode for a batch of tangents at once, needed only by a
     primitive that names axes, shapes or indices (a pointwise one batches by its JVP rules).
+
+    ``saves`` (input positions) and ``saves_output`` declare which values its rules (VJP, JVP
+    and batched JVP) read, beyond shapes and dtypes: a :class:`~tfgrad.GradientTape` keeps
+    only those (PyTorch's ``save_for_backward``) and hands the rules a
+    :class:`~tfgrad.tape.NotSaved` stand-in (shape, dtype, ndim, size; reading its values
+    raises :class:`~tfgrad.errors.NotSavedError`) for the others. Inputs that are not
+    floating (indices, masks) are always kept. Giving one of the two declares the other as
+    nothing; giving neither keeps every value, except for a linear primitive, whose rules
+    read no floating value (its derivative is itself).
     """
 
     def __init__(
-        self, name: str, n_in: int | None = None, *, family: str | None = None, linear: bool = False
+        self,
+        name: str,
+        n_in: int | None = None,
+        *,
+        family: str | None = None,
+        linear: bool = False,
+        saves: tuple[int, ...] | None = None,
+        saves_output: bool | None = None,
     ):
         self.name = name
         self.op = OpInfo(name, n_in, family)
         self.linear = linear
+        # What a tape keeps for the rules (its residuals); see the class docstring.
+        if saves is None and saves_output is None and not linear:
+            self.saves: tuple[int, ...] | None = None  # not declared: every value
+            self.saves_output = True
+        else:
+            self.saves = tuple(saves or ())
+            self.saves_output = bool(saves_output)
         self.impl: Callable[..., Tensor] = self._run_backend
         self.vjps: tuple[Callable | None, ...] | None = None
         self.jvps: tuple[Callable | None, ...] | None = None

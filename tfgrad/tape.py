@@ -12,20 +12,23 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from . import config
-from .errors import DtypeError, ShapeError, TapeError
+from .errors import DtypeError, NotSavedError, ShapeError, TapeError
 from .ops import add, astype, broadcast_to, ones, unbroadcast
 from .ops._common import as_tensor, broadcast_shapes
 from .primitive import Primitive, Trace, Tracer, _check_numerics, bind, full_lower
 from .tensor import Tensor
 from .tree import tree_flatten, tree_unflatten
 
-__all__ = ["GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "name_scope"]
+__all__ = [
+    "GradientTape", "TrackedTensor", "Record", "Leaf", "TapeEvent", "NotSaved", "name_scope",
+]  # fmt: skip
 
 _tape_ids = itertools.count(1)
 _new = object.__new__
@@ -59,8 +62,10 @@ class Record:
     ``"blas"``), ``scope`` the enclosing :func:`name_scope` names. After a sweep, ``adjoint``
     holds the cotangent that reached the output (``None`` if the sweep did not pass through).
     ``primitive``, ``primals`` and ``ans`` are what the rules receive: the primitive, its input
-    values and its output, as tensors (possibly tracers of an enclosing transformation).
-    Shapes and dtypes are read from them.
+    values and its output, as tensors (possibly tracers of an enclosing transformation), or a
+    :class:`NotSaved` stand-in (shape and dtype only) for a value the primitive's rules do not
+    read (its ``saves`` declaration), unless the tape keeps every value (``keep_values``, or an
+    observer while recording). Shapes and dtypes are read from them.
     """
 
     # NOTE: the tape keeps each application as a plain list (ENTRY below: one list literal per
@@ -120,7 +125,8 @@ class Record:
 
     @property
     def value(self) -> np.ndarray:
-        """The output's value (a NumPy copy)."""
+        """The output's value (a NumPy copy). Raises :class:`~tfgrad.errors.NotSavedError`
+        where the tape did not keep it (see :class:`GradientTape`'s ``keep_values``)."""
         return full_lower(self._ans).numpy()
 
     @property
@@ -139,6 +145,82 @@ class Record:
 # ENTRY: a recorded application, [prim, inputs, output, params, implementation, scope, primals,
 # ans, adjoint], at these positions.
 _PRIM, _INPUTS, _OUTPUT, _PARAMS, _IMPLEMENTATION, _SCOPE, _PRIMALS, _ANS, _ADJOINT = range(9)
+
+
+class NotSaved:
+    """What a record holds in place of a value its primitive's rules do not read (its
+    ``saves`` declaration): the shape and dtype (``shape``, ``dtype``, ``ndim``, ``size``),
+    and no buffer, so the tape does not keep the memory alive. Reading anything else (the
+    values, an op on it) raises :class:`~tfgrad.errors.NotSavedError`: a declaration that
+    leaves out a value a rule reads fails loudly, never silently."""
+
+    __slots__ = ("shape", "dtype", "_prim", "_slot")
+
+    def __init__(self, like: Tensor, prim: Primitive, slot: int | None):
+        self.shape = like._shape
+        self.dtype = like._dtype
+        self._prim = prim
+        self._slot = slot  # the input position; None for the output
+
+    # what the sweep reads of a cotangent's target (see _backpropagate_quietly)
+    _shape = property(lambda self: self.shape)
+    _dtype = property(lambda self: self.dtype)
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: math.prod(self.shape))
+
+    def _error(self, what: str = "the values") -> NotSavedError:
+        slot = "output" if self._slot is None else f"input {self._slot}"
+        name = self._prim.name
+        return NotSavedError(
+            f"Read {what} of the {slot} of a recorded {name} (shape {self.shape}, "
+            f"{self.dtype.name}), a value the tape did not keep: {name}'s "
+            f"declaration says its rules do not read it (saves={self._prim.saves}, "
+            f"saves_output={self._prim.saves_output}). If a rule raised this, the declaration "
+            f"in tfgrad/ops/ is wrong: add the value to saves. To read recorded values, make "
+            "the tape with GradientTape(keep_values=True)."
+        )
+
+    def _raise(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._error()
+
+    numpy = item = tolist = __array__ = __float__ = __int__ = __index__ = __bool__ = _raise
+    __len__ = __iter__ = __getitem__ = __neg__ = __pos__ = __abs__ = __invert__ = _raise
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _raise
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = __matmul__ = __rmatmul__ = _raise
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _raise
+    __hash__ = object.__hash__
+
+    def __getattr__(self, name: str) -> Any:  # only for attributes not defined above
+        raise self._error(f"the attribute {name!r}")
+
+    def __repr__(self) -> str:
+        return f"NotSaved(shape={self.shape}, dtype={self.dtype.name})"
+
+
+def _residuals(prim: Primitive, primals: list, ans: Tensor) -> tuple[tuple, Any]:
+    """What a record keeps of an application: the inputs (and output) the primitive's rules
+    read, and :class:`NotSaved` stand-ins for the floating ones they do not."""
+    saves = prim.saves
+    if len(saves) == len(primals):  # every input (mul, matmul)
+        kept = tuple(primals)
+    else:
+        kept = []
+        for i, p in enumerate(primals):
+            if i in saves or p._dtype.kind != "f":
+                kept.append(p)
+            else:
+                kept.append(_stand_in(p, prim, i))
+        kept = tuple(kept)
+    return kept, (ans if prim.saves_output else _stand_in(ans, prim, None))
+
+
+def _stand_in(like: Tensor, prim: Primitive, slot: int | None) -> NotSaved:
+    stand_in = _new(NotSaved)  # NotSaved(like, prim, slot), without the __init__ call
+    stand_in.shape = like._shape
+    stand_in.dtype = like._dtype
+    stand_in._prim = prim
+    stand_in._slot = slot
+    return stand_in
 
 
 @dataclass(eq=False)
@@ -216,12 +298,20 @@ class GradientTape(Trace):
     A non-persistent tape allows one ``gradient`` call; ``persistent=True`` allows several.
     Tapes nest: an outer tape records the inner tape's sweep, which gives exact higher
     derivatives.
+
+    Each record keeps only the values its primitive's rules read (its residuals, declared
+    with the primitive: ``Primitive(saves=..., saves_output=...)``), as PyTorch's
+    ``save_for_backward`` does: an add, a cast or a reshape keeps no value, a tanh its output,
+    a matmul its two inputs. ``keep_values=True`` keeps every input and output, so that
+    ``Record.value`` and ``Record.primals`` can be read (for display); so does a tape with an
+    observer while it records (the live widgets, :func:`tfgrad.viz.trace_tape`).
     """
 
-    def __init__(self, persistent: bool = False):
+    def __init__(self, persistent: bool = False, keep_values: bool = False):
         super().__init__()
         self.id = next(_tape_ids)
         self.persistent = persistent
+        self.keep_values = keep_values
         self._entries: list[list] = []  # what was recorded (see Record)
         self._records: list[Record] = []  # views of the first entries, made on demand
         self.leaves: list[Leaf] = []
@@ -239,10 +329,10 @@ class GradientTape(Trace):
         return records
 
     def saved_bytes(self, watched: bool = True) -> int:
-        """Bytes of the distinct buffers the records hold: each record keeps its inputs and its
-        output for the rules, so this is the memory the tape keeps alive for its sweep (what
-        PyTorch calls the tensors saved for backward). A buffer held by several records, or
-        viewed by several tensors, counts once. ``watched=False`` leaves out the watched
+        """Bytes of the distinct buffers the records hold: each record keeps the inputs and
+        output its rules read (its residuals), so this is the memory the tape keeps alive for
+        its sweep (what PyTorch calls the tensors saved for backward). A buffer held by several
+        records, or viewed by several tensors, counts once. ``watched=False`` leaves out the watched
         tensors' own buffers (the parameters), leaving the activations. Cost: one pass over
         the records' tensors (plain Python; for diagnostics and benchmarks)."""
         spans: set[tuple[int, int]] = set()  # host arrays: [first, last) byte addresses
@@ -257,6 +347,8 @@ class GradientTape(Trace):
                     skip_device.add(key[1])
         for entry in self._entries:
             for t in (*entry[_PRIMALS], entry[_ANS]):
+                if type(t) is NotSaved:
+                    continue
                 key = _buffer_key(t)
                 if key is None:
                     continue
@@ -351,6 +443,10 @@ class GradientTape(Trace):
         if ans._dtype.kind != "f":  # not floating: nothing to differentiate
             return ans
         output = next(self._variables)
+        if prim.saves is None or self.keep_values or self._observers:
+            kept, kept_ans = tuple(primals), ans
+        else:
+            kept, kept_ans = _residuals(prim, primals, ans)
         self._entries.append(
             [
                 prim,
@@ -359,8 +455,8 @@ class GradientTape(Trace):
                 params,
                 (config._current or config.current_backend()).implementation(prim.op),
                 "/".join(_scopes) if _scopes else "",
-                tuple(primals),
-                ans,
+                kept,
+                kept_ans,
                 None,
             ]
         )

@@ -21,14 +21,17 @@ import numpy as np
 
 from .primitive import full_lower
 from .replay import push_tangents
-from .tape import GradientTape, Record, TapeEvent
+from .tape import GradientTape, NotSaved, Record, TapeEvent
 from .tensor import Tensor, tensor
 
 __all__ = ["GraphNode", "GraphEdge", "Frame", "TapeGraph", "trace_tape", "graph_of"]
 
 
 def format_value(x: Any, max_elements: int = 3) -> str:
-    """A short rendering of a value: a number, a few elements, or a tensor's mean."""
+    """A short rendering of a value: a number, a few elements, or a tensor's mean; ``"not
+    kept"`` for a value a tape recorded without (see :class:`~tfgrad.tape.NotSaved`)."""
+    if isinstance(x, NotSaved):
+        return "not kept"
     a = np.asarray(full_lower(x).numpy() if isinstance(x, Tensor) else x, dtype=np.float64)
     a = a + 0.0  # -0.0 prints as 0
     if a.ndim == 0:
@@ -168,7 +171,7 @@ def graph_of(
                 record.op,
                 record.shape,
                 record.dtype,
-                format_value(record.value),
+                format_value(record.ans),
                 column,
                 row,
                 record.scope,
@@ -335,7 +338,9 @@ def trace_tape(f: Callable, *args: Any, forward_input: int = 0) -> TapeGraph:
 
 def graph_of_tape(tape: GradientTape, target: Tensor, forward_input: int = 0) -> TapeGraph:
     """The graph of a tape recorded elsewhere: sweeps ``target`` back to the watched inputs
-    (so a non-persistent tape is used up) while collecting the sweep's events."""
+    (so a non-persistent tape is used up) while collecting the sweep's events. Values the
+    tape did not keep show as ``"not kept"``: record with ``GradientTape(keep_values=True)``
+    to show them all."""
     events = [TapeEvent("record", tape.id, record=r) for r in tape.records]
     stop = tape.observe(events.append)
     try:

@@ -90,10 +90,15 @@ def _batched(prim: Primitive, slots: tuple[tuple[int, int], tuple[int, int]]):
 
 # ---- The three primitives, declared together: each one's rules are the other two ----
 # Bilinear, not linear (Primitive's ``linear`` means linear in every input at once), so each
-# has a JVP rule per input: the tangent in that slot, the other input as it is.
-conv2d_p = Primitive("conv2d", 2, family=LINALG)  # y = conv2d(x, w)
-conv2d_input_grad_p = Primitive("conv2d_input_grad", 2, family=LINALG)  # dx = ...(g, w)
-conv2d_weight_grad_p = Primitive("conv2d_weight_grad", 2, family=LINALG)  # dw = ...(x, g)
+# has a JVP rule per input: the tangent in that slot, the other input as it is. So a tape keeps
+# both inputs of each (the other one's rule reads them) and none of the outputs.
+conv2d_p = Primitive("conv2d", 2, family=LINALG, saves=(0, 1))  # y = conv2d(x, w)
+conv2d_input_grad_p = Primitive(  # dx = ...(g, w)
+    "conv2d_input_grad", 2, family=LINALG, saves=(0, 1)
+)
+conv2d_weight_grad_p = Primitive(  # dw = ...(x, g)
+    "conv2d_weight_grad", 2, family=LINALG, saves=(0, 1)
+)
 
 
 def _input_grad(g, w, x_shape, stride, padding, dilation):

@@ -1,5 +1,6 @@
-"""Elementwise primitives: each one block with its facts (name, arity, family, linearity) and
-its VJP and JVP rules.
+"""Elementwise primitives: each one block with its facts (name, arity, family, linearity, the
+values its rules read: ``saves``/``saves_output``, see :class:`~tfgrad.Primitive`) and its VJP
+and JVP rules.
 
 Rules are written in tfgrad ops, so they differentiate again. Binary ops broadcast; their rules
 may return output-shaped cotangents, and the tape sums broadcast axes away in one place. A
@@ -70,57 +71,57 @@ neg_p = Primitive("neg", 1, family=ELEMENTWISE, linear=True)
 neg_p.defvjp(lambda g, ans, x: -g)
 negative = _unary(neg_p, "-x.", keep_int=True)
 
-exp_p = Primitive("exp", 1, family=TRANSCENDENTAL)
+exp_p = Primitive("exp", 1, family=TRANSCENDENTAL, saves_output=True)
 exp_p.defvjp(lambda g, ans, x: g * ans)  # d exp(x) = exp(x) dx
 exp_p.defjvp(lambda t, ans, x: t * ans)
 exp = _unary(exp_p, "e**x, elementwise.")
 
-log_p = Primitive("log", 1, family=TRANSCENDENTAL)
+log_p = Primitive("log", 1, family=TRANSCENDENTAL, saves=(0,))
 log_p.defvjp(lambda g, ans, x: g / x)
 log_p.defjvp(lambda t, ans, x: t / x)
 log = _unary(log_p, "Natural logarithm; NaN below 0, -inf at 0.")
 
-log1p_p = Primitive("log1p", 1, family=TRANSCENDENTAL)
+log1p_p = Primitive("log1p", 1, family=TRANSCENDENTAL, saves=(0,))
 log1p_p.defvjp(lambda g, ans, x: g / (1 + x))
 log1p_p.defjvp(lambda t, ans, x: t / (1 + x))
 log1p = _unary(log1p_p, "log(1 + x), accurate for small x.")
 
-expm1_p = Primitive("expm1", 1, family=TRANSCENDENTAL)
+expm1_p = Primitive("expm1", 1, family=TRANSCENDENTAL, saves_output=True)
 expm1_p.defvjp(lambda g, ans, x: g * (ans + 1))
 expm1_p.defjvp(lambda t, ans, x: t * (ans + 1))
 expm1 = _unary(expm1_p, "exp(x) - 1, accurate for small x.")
 
-sin_p = Primitive("sin", 1, family=TRANSCENDENTAL)
+sin_p = Primitive("sin", 1, family=TRANSCENDENTAL, saves=(0,))
 sin_p.defvjp(lambda g, ans, x: g * cos(x))
 sin_p.defjvp(lambda t, ans, x: t * cos(x))
 sin = _unary(sin_p, "Sine (radians).")
 
-cos_p = Primitive("cos", 1, family=TRANSCENDENTAL)
+cos_p = Primitive("cos", 1, family=TRANSCENDENTAL, saves=(0,))
 cos_p.defvjp(lambda g, ans, x: -g * sin(x))
 cos_p.defjvp(lambda t, ans, x: -t * sin(x))
 cos = _unary(cos_p, "Cosine (radians).")
 
-tan_p = Primitive("tan", 1, family=TRANSCENDENTAL)
+tan_p = Primitive("tan", 1, family=TRANSCENDENTAL, saves_output=True)
 tan_p.defvjp(lambda g, ans, x: g * (1 + ans * ans))  # d tan = (1 + tan²) dx
 tan_p.defjvp(lambda t, ans, x: t * (1 + ans * ans))
 tan = _unary(tan_p, "Tangent (radians).")
 
-tanh_p = Primitive("tanh", 1, family=TRANSCENDENTAL)
+tanh_p = Primitive("tanh", 1, family=TRANSCENDENTAL, saves_output=True)
 tanh_p.defvjp(lambda g, ans, x: g * (1 - ans * ans))  # d tanh = (1 - tanh²) dx
 tanh_p.defjvp(lambda t, ans, x: t * (1 - ans * ans))
 tanh = _unary(tanh_p, "Hyperbolic tangent.")
 
-sqrt_p = Primitive("sqrt", 1, family=ELEMENTWISE)
+sqrt_p = Primitive("sqrt", 1, family=ELEMENTWISE, saves_output=True)
 sqrt_p.defvjp(lambda g, ans, x: g * 0.5 / ans)
 sqrt_p.defjvp(lambda t, ans, x: t * 0.5 / ans)
 sqrt = _unary(sqrt_p, "Square root; NaN below 0.")
 
-abs_p = Primitive("abs", 1, family=ELEMENTWISE)
+abs_p = Primitive("abs", 1, family=ELEMENTWISE, saves=(0,))
 abs_p.defvjp(lambda g, ans, x: g * sign(x))  # NOTE: 0 at x = 0 (a subgradient)
 abs_p.defjvp(lambda t, ans, x: t * sign(x))
 abs = _unary(abs_p, "``|x|``; its derivative at 0 is taken as 0.", keep_int=True)
 
-sign_p = Primitive("sign", 1, family=ELEMENTWISE)
+sign_p = Primitive("sign", 1, family=ELEMENTWISE, saves=())
 sign_p.defvjp(lambda g, ans, x: None)  # zero almost everywhere
 sign_p.defjvp(lambda t, ans, x: None)
 sign = _unary(sign_p, "-1, 0 or 1 (NaN for NaN); derivative 0.", keep_int=True)
@@ -161,13 +162,13 @@ def _mul_simplify(out, x, y):
     return None
 
 
-mul_p = Primitive("mul", 2, family=ELEMENTWISE)
+mul_p = Primitive("mul", 2, family=ELEMENTWISE, saves=(0, 1))
 mul_p.defvjp(lambda g, ans, x, y: g * y, lambda g, ans, x, y: g * x)
 mul_p.defjvp(lambda t, ans, x, y: t * y, lambda t, ans, x, y: x * t)
 mul_p.def_simplify(_mul_simplify)
 multiply = _binary(mul_p, "x * y, broadcasting.")
 
-div_p = Primitive("div", 2, family=ELEMENTWISE)
+div_p = Primitive("div", 2, family=ELEMENTWISE, saves=(1,), saves_output=True)
 div_p.defvjp(lambda g, ans, x, y: g / y, lambda g, ans, x, y: -g * ans / y)
 div_p.defjvp(lambda t, ans, x, y: t / y, lambda t, ans, x, y: -t * ans / y)
 divide = _binary(div_p, "x / y (true division: integers give float64).", floating=True)
@@ -226,7 +227,7 @@ def pow_jvp_y(t, ans, x, y):
     return t * _pow_dy(x, ans)
 
 
-pow_p = Primitive("pow", 2, family=TRANSCENDENTAL)
+pow_p = Primitive("pow", 2, family=TRANSCENDENTAL, saves=(0, 1), saves_output=True)
 pow_p.defvjp(pow_vjp_x, pow_vjp_y)
 pow_p.defjvp(pow_jvp_x, pow_jvp_y)
 
@@ -268,12 +269,12 @@ def _extremum_rules(wins):
     return rule_x, rule_y
 
 
-maximum_p = Primitive("maximum", 2, family=ELEMENTWISE)
+maximum_p = Primitive("maximum", 2, family=ELEMENTWISE, saves=(0, 1))
 maximum_p.defvjp(*_extremum_rules(greater))
 maximum_p.defjvp(*_extremum_rules(greater))
 maximum = _binary(maximum_p, "Elementwise maximum (NaN propagates); ties share the gradient.")
 
-minimum_p = Primitive("minimum", 2, family=ELEMENTWISE)
+minimum_p = Primitive("minimum", 2, family=ELEMENTWISE, saves=(0, 1))
 minimum_p.defvjp(*_extremum_rules(less))
 minimum_p.defjvp(*_extremum_rules(less))
 minimum = _binary(minimum_p, "Elementwise minimum (NaN propagates); ties share the gradient.")
@@ -302,7 +303,7 @@ def _where_simplify(out, c, x, y):
     return None
 
 
-where_p = Primitive("where", 3, family=ELEMENTWISE)
+where_p = Primitive("where", 3, family=ELEMENTWISE, saves=(0,))
 where_p.defvjp(None, where_rule_x, where_rule_y)
 where_p.defjvp(None, where_rule_x, where_rule_y)
 where_p.def_simplify(_where_simplify)

@@ -54,7 +54,7 @@ def matmul_batched_jvp(ts, ans, a, b, batch):
     return out
 
 
-matmul_p = Primitive("matmul", 2, family=LINALG)
+matmul_p = Primitive("matmul", 2, family=LINALG, saves=(0, 1))
 matmul_p.defvjp(
     lambda g, ans, a, b: bind(matmul_p, g, _swap_last(b)),  # dA = G Bᵀ
     lambda g, ans, a, b: bind(matmul_p, _swap_last(a), g),  # dB = Aᵀ G

@@ -3,12 +3,17 @@
 Each step is :func:`_step`: the gradient of ``loss(model(inputs), targets)`` with respect to the
 parameter dict by one reverse sweep (:func:`tfgrad.value_and_grad` of
 :func:`~tfgrad.nn.functional_call`), then ``optimizer.step`` gives new tensors, which the
-model is rebound to. Mixed precision will hook in at that one function: the loss scaled before
-the sweep, the gradients unscaled and checked for inf/NaN after it (``fit(..., amp=policy)``).
+model is rebound to. Mixed precision (``fit(..., amp=policy)``, a :class:`tfgrad.amp.AMPPolicy`)
+hooks in at that one function, as PyTorch's ``autocast`` and ``GradScaler`` do: the forward
+under the policy's autocast, the loss scaled before the sweep, the gradients unscaled and
+checked for inf/NaN after it, the optimiser step skipped when they hold any, the scale updated.
+The parameters (master weights) keep their dtype: autocast casts them per op, and the casts'
+gradients reach them in their own dtype.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -21,6 +26,8 @@ from .optim import Optimizer
 __all__ = ["fit", "evaluate", "History", "StepInfo", "StopTraining"]
 
 Metric = Callable[[Any, Any], float]
+# what fit calls on amp= (a tfgrad.amp.AMPPolicy; duck-typed, so nn needs no import of amp)
+_POLICY_METHODS = ("autocast", "scale_loss", "unscale_and_check", "update_scale")
 
 
 class StopTraining(Exception):
@@ -31,7 +38,8 @@ class StopTraining(Exception):
 @dataclass(frozen=True)
 class StepInfo:
     """What a callback is told, after every step (``end_of_epoch`` False) and once more at the
-    end of each epoch (``end_of_epoch`` True, ``metrics`` that epoch's row of the history)."""
+    end of each epoch (``end_of_epoch`` True, ``metrics`` that epoch's row of the history).
+    Its fields read as attributes or by name, ``info.scale`` or ``info["scale"]``."""
 
     epoch: int  # 0-based
     batch: int  # index of the batch in the epoch (at an epoch's end: the number of batches)
@@ -43,6 +51,28 @@ class StepInfo:
     # end), both {name: tensor}: what a widget that follows training draws
     params: Mapping[str, tg.Tensor] = field(default_factory=dict)
     grads: Mapping[str, tg.Tensor] = field(default_factory=dict)
+    # mixed precision (fit's amp=; None and False without it): the loss scale this step used
+    # (at an epoch's end: the one the next step uses), and whether the step's gradients held
+    # inf/NaN, so that its optimiser step was skipped (``skipped``, the same)
+    scale: float | None = None
+    found_inf: bool = False
+
+    @property
+    def skipped(self) -> bool:
+        return self.found_inf
+
+    # Read as a mapping too (``info["scale"]``, ``info.get("found_inf")``): what a callback
+    # written for plain dicts, such as tfgrad_widgets.LossScaleWidget, reads.
+    def __getitem__(self, name: str) -> Any:
+        if name in self.__dataclass_fields__ or name == "skipped":
+            return getattr(self, name)
+        raise KeyError(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
 
 @dataclass
@@ -72,19 +102,47 @@ def _apply(optimizer: Optimizer, params: dict, grads: dict) -> dict:
     return dict(zip(names, new))
 
 
-def _step(model: Module, params: dict, inputs, targets, loss: Callable, optimizer: Optimizer):
-    """One training step: ``(new_params, grads, loss value, predictions)``; the predictions
-    and the value are constants (no tape holds them)."""
+def _step(
+    model: Module, params: dict, inputs, targets, loss: Callable, optimizer: Optimizer, amp=None
+):
+    """One training step: ``(new_params, grads, loss value, predictions, scale, found_inf)``;
+    the predictions and the value are constants (no tape holds them). With ``amp`` the grads
+    are the unscaled ones, and on ``found_inf`` the new params are ``params`` themselves."""
 
     def objective(p):
-        prediction = functional_call(model, p, inputs)
-        value = loss(prediction, targets)
-        # amp: return the scaled loss here, so the reverse sweep runs on scaled cotangents.
-        return value, (tg.stop_gradient(value), tg.stop_gradient(prediction))
+        with contextlib.nullcontext() if amp is None else amp.autocast():
+            prediction = functional_call(model, p, inputs)
+            value = loss(prediction, targets)
+        # the block is left before the reverse sweep, which runs in the dtypes the forward chose
+        scaled = value if amp is None else amp.scale_loss(value)
+        return scaled, (tg.stop_gradient(value), tg.stop_gradient(prediction))
 
     (_, (value, prediction)), grads = tg.value_and_grad(objective, has_aux=True)(params)
-    # amp: unscale `grads` here and check them for inf/NaN; a bad step updates no parameter.
-    return _apply(optimizer, params, grads), grads, value, prediction
+    if amp is None:
+        return _apply(optimizer, params, grads), grads, value, prediction, None, False
+    scale = amp.scale  # the scale this step used, before update_scale changes it
+    grads, found_inf = amp.unscale_and_check(grads)
+    # GradScaler.step: a step whose gradients hold inf/NaN calls no optimiser step at all, so
+    # neither the parameters nor the optimiser's state (moments, step count) move
+    new = params if found_inf else _apply(optimizer, params, grads)
+    amp.update_scale(found_inf)
+    return new, grads, value, prediction, scale, bool(found_inf)
+
+
+def _check_amp(amp: Any) -> None:
+    missing = [m for m in _POLICY_METHODS if not callable(getattr(amp, m, None))]
+    if not missing and hasattr(amp, "scale"):
+        return
+    if hasattr(amp, "target_dtype") and hasattr(amp, "initial_scale"):
+        raise OptionError(
+            "fit: amp= takes the policy, not its config: pass amp=tfgrad.amp.AMPPolicy(config) "
+            "(and keep the policy to read its stability_metrics() after training)."
+        )
+    raise OptionError(
+        f"fit: amp= takes a mixed-precision policy (tfgrad.amp.AMPPolicy), got "
+        f"{type(amp).__name__}, which lacks {missing or ['scale']}; pass "
+        "amp=tfgrad.amp.AMPPolicy(tfgrad.amp.AMPConfig(enabled=True)), or amp=None."
+    )
 
 
 def _batch_size(x: Any) -> int:
@@ -163,11 +221,20 @@ def fit(
     mode, on ``validation`` batches. Each callback (or the one callable given) is called as
     ``callback(step, info)`` with the step count so far and a :class:`StepInfo`, after every
     step and at every epoch's end; a callback may raise :class:`StopTraining`. ``progress``
-    shows a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal). ``amp`` is
-    reserved for a mixed-precision policy (``tfgrad.amp``, to come).
+    shows a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal).
+
+    ``amp`` is a mixed-precision policy, :class:`tfgrad.amp.AMPPolicy` (PyTorch's autocast and
+    ``GradScaler`` in one): each step runs the forward under ``amp.autocast()``, differentiates
+    the loss scaled by ``amp.scale``, unscales and checks the gradients, skips the optimiser
+    step when they hold inf/NaN and updates the scale. The model's parameters keep their
+    dtype (float32 master weights). ``StepInfo.scale`` and ``StepInfo.found_inf`` tell the
+    callbacks (a ``tfgrad_widgets.LossScaleWidget`` follows them); the policy keeps the
+    whole history (``amp.stability_metrics()``). History's ``loss`` is the unscaled loss.
 
     Cost per step: one forward pass and one reverse sweep, plus the optimiser's few
-    elementwise ops per parameter, and reading the loss back (``.item()``).
+    elementwise ops per parameter, and reading the loss back (``.item()``). With ``amp``,
+    also a cast per matmul input, a multiply per gradient, and each gradient read to the host
+    once (the inf/NaN check).
 
     >>> import tfgrad as tg, tfgrad.nn as nn
     >>> x, y = nn.make_moons(64, generator=tg.random.Generator(1))
@@ -178,10 +245,7 @@ def fit(
     (8, [0, 1])
     """
     if amp is not None:
-        raise OptionError(
-            "fit: amp= takes a mixed-precision policy (tfgrad.amp), which this version of "
-            "tfgrad does not have yet; leave amp=None."
-        )
+        _check_amp(amp)
     if int(epochs) < 0:
         raise OptionError(f"fit: epochs must be >= 0, got {epochs}.")
     metrics = dict(metrics or {})
@@ -199,8 +263,8 @@ def fit(
             mean = _Mean()
             batch = -1
             for batch, (inputs, targets) in enumerate(data):
-                params, grads, value, prediction = _step(
-                    model, model.state_dict(), inputs, targets, loss, optimizer
+                params, grads, value, prediction, scale, found_inf = _step(
+                    model, model.state_dict(), inputs, targets, loss, optimizer, amp
                 )
                 model.load_state_dict(params)
                 step += 1
@@ -213,7 +277,8 @@ def fit(
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(epoch=epoch, loss=f"{loss_value:.4g}", refresh=False)
-                info = StepInfo(epoch, batch, loss_value, n, params=params, grads=grads)
+                info = StepInfo(epoch, batch, loss_value, n, params=params, grads=grads,
+                                scale=scale, found_inf=found_inf)  # fmt: skip
                 for callback in callbacks:
                     callback(step, info)
             if batch == -1 and history.steps:
@@ -228,9 +293,9 @@ def fit(
                     {f"val_{k}": v for k, v in evaluate(model, validation, loss, metrics).items()}
                 )
             history.epochs.append(row)
-            info = StepInfo(
-                epoch, batch + 1, row.get("loss", float("nan")), 0, True, row, model.state_dict()
-            )
+            scale = None if amp is None else amp.scale  # the next step's
+            info = StepInfo(epoch, batch + 1, row.get("loss", float("nan")), 0, True, row,
+                            model.state_dict(), scale=scale)  # fmt: skip
             for callback in callbacks:
                 callback(step, info)
     except StopTraining:

@@ -10,6 +10,13 @@ state as they are (PyTorch skips a parameter whose ``.grad`` is ``None``). Nothi
 accumulated between steps, so there is nothing to zero: each step's gradients are the values
 passed in. The updates are tfgrad ops, so a step is itself differentiable.
 
+Each parameter's update is one small chain of elementwise ops (``_rule``). Outside a
+transformation it runs compiled (:func:`tfgrad.jit`, one program per optimiser kind, parameter
+shape and dtype, shared by all optimisers of that kind; the hyperparameters are 0-d tensor
+arguments, so changing ``lr`` compiles nothing): one call per parameter instead of one per op,
+the same ops on the same values, so the same results. Under a ``grad`` or tape of the step,
+the same rule runs op by op and is differentiated.
+
 >>> import tfgrad as tg, tfgrad.nn as nn
 >>> opt = nn.SGD({"w": tg.tensor([1.0])}, lr=0.5)
 >>> opt.step({"w": tg.tensor([1.0])}, {"w": tg.tensor([2.0])})["w"].numpy()
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Mapping
+
+import numpy as np
 
 import tfgrad as tg
 from tfgrad.errors import OptionError, ShapeError
@@ -42,11 +51,23 @@ def _items(params: Any) -> list[tuple[Any, tg.Tensor]]:
     )
 
 
+# The compiled rules, one per (optimiser class, the flags that change its chain of ops), shared
+# by every optimiser of that kind: tg.jit traces once per parameter shape and dtype.
+_COMPILED: dict[tuple, Any] = {}
+
+
 class Optimizer:
     """The base of the optimisers: checks structure, keeps per-parameter ``state``.
 
-    Subclasses write ``_update(key, p, g, state) -> new p`` for one parameter.
+    Subclasses write the update of one parameter as a pure function of tensors,
+    ``_rule(p, g, state, hyper) -> (new p, new state)``: ``state`` a tuple of tensors (empty at
+    the first step), ``hyper`` the numbers of ``_hyper(key)`` (Python floats, or 0-d tensors of
+    the parameter's dtype when compiled, so that the rounding is the same); ``_STATE`` names the
+    state's tensors, ``_flags()`` what else selects the chain of ops.
     """
+
+    _STATE: tuple[str, ...] = ()
+    _COUNTS_STEPS = False  # whether state holds a "step" count (Adam's bias corrections)
 
     def __init__(self, params: Any, lr: float):
         if not lr >= 0.0:
@@ -83,11 +104,64 @@ class Optimizer:
                     f"{self._shapes[k][1].name}; got a parameter {p.shape} {p.dtype.name} and a "
                     f"gradient {None if g is None else g.shape}."
                 )
-            new.append(p if g is None else self._update(k, p, g, self.state[k]))
+            new.append(p if g is None else self._update(k, p, g))
         return dict(zip(keys, new)) if self._mapping else type(params)(new)
 
-    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor, state: dict) -> tg.Tensor:
+    # ---- One parameter ----
+    def _flags(self) -> tuple:
+        """What, besides the state present, decides the ops of ``_rule`` (not their values)."""
+        return ()
+
+    def _hyper(self, key: Any) -> tuple[float, ...]:
         raise NotImplementedError
+
+    @staticmethod
+    def _rule(flags: tuple, p: Any, g: Any, state: tuple, hyper: tuple) -> tuple[Any, tuple]:
+        raise NotImplementedError
+
+    def _state_of(self, key: Any) -> tuple:
+        st = self.state[key]
+        return tuple(st[n] for n in self._STATE if st.get(n) is not None)
+
+    def _store(self, key: Any, state: tuple) -> None:
+        """Keep the new state of one parameter (and its step count)."""
+        st = self.state[key]
+        st.update(zip(self._STATE, state))
+        if self._COUNTS_STEPS:
+            st["step"] = st.get("step", 0) + 1
+
+    def _compiled(self) -> Any:
+        """The jit-compiled ``_rule`` for this optimiser's kind, positional tensors only (the
+        jit's fast path): ``(p, g, *state, *hyper) -> (new p, *new state)``."""
+        flags = self._flags()
+        kind = (type(self), flags)
+        fn = _COMPILED.get(kind)
+        if fn is None:
+            n_hyper, rule = len(self._hyper(None)), type(self)._rule  # nothing of self is kept
+
+            def update(p, g, *rest):
+                state, hyper = rest[: len(rest) - n_hyper], rest[len(rest) - n_hyper :]
+                new_p, new_state = rule(flags, p, g, tuple(state), tuple(hyper))
+                return (new_p, *new_state)
+
+            update.__name__ = f"{type(self).__name__}_update"
+            fn = _COMPILED[kind] = tg.jit(update)
+        return fn
+
+    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor) -> tg.Tensor:
+        state, hyper = self._state_of(key), self._hyper(key)
+        if _traced(p) or _traced(g) or any(_traced(s) for s in state):
+            new_p, new_state = self._rule(self._flags(), p, g, state, hyper)  # op by op
+        else:
+            scalars = tuple(tg.tensor(np.asarray(h, p.dtype.numpy)) for h in hyper)
+            new_p, *new_state = self._compiled()(p, g, *state, *scalars)
+        self._store(key, tuple(new_state))
+        return new_p
+
+
+def _traced(x: Any) -> bool:
+    """Whether ``x`` is not a plain tensor (a tracer of grad, jvp, a tape or jit)."""
+    return type(x) is not tg.Tensor
 
 
 class SGD(Optimizer):
@@ -119,15 +193,25 @@ class SGD(Optimizer):
             raise OptionError("SGD: nesterov=True needs a momentum > 0.")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), nesterov, weight_decay
 
-    def _update(self, key, p, g, state):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if self.momentum:
-            buf = state.get("momentum_buffer")
-            buf = g if buf is None else self.momentum * buf + g
-            state["momentum_buffer"] = buf
-            g = g + self.momentum * buf if self.nesterov else buf
-        return p - self.lr * g
+    _STATE = ("momentum_buffer",)
+
+    def _flags(self):
+        return (bool(self.weight_decay), bool(self.momentum), self.nesterov)
+
+    def _hyper(self, key):
+        return (self.lr, self.momentum, self.weight_decay)
+
+    @staticmethod
+    def _rule(flags, p, g, state, hyper):
+        decay, with_momentum, nesterov = flags
+        lr, momentum, weight_decay = hyper
+        if decay:
+            g = g + weight_decay * p
+        if not with_momentum:
+            return p - lr * g, ()
+        buf = g if not state else momentum * state[0] + g
+        g = g + momentum * buf if nesterov else buf
+        return p - lr * g, (buf,)
 
 
 class Adam(Optimizer):
@@ -161,22 +245,34 @@ class Adam(Optimizer):
             )
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), eps, weight_decay
 
-    def _update(self, key, p, g, state):
+    _STATE = ("exp_avg", "exp_avg_sq")
+
+    _COUNTS_STEPS = True
+
+    def _flags(self):
+        return (bool(self.weight_decay), self._decoupled)
+
+    def _hyper(self, key):
         b1, b2 = self.betas
-        if self.weight_decay:
-            if self._decoupled:  # AdamW: shrink the parameter, apart from the moments
-                p = p * (1.0 - self.lr * self.weight_decay)
-            else:
-                g = g + self.weight_decay * p
-        t = state.get("step", 0) + 1
-        m = state.get("exp_avg")
-        v = state.get("exp_avg_sq")
-        m = (1.0 - b1) * g if m is None else b1 * m + (1.0 - b1) * g
-        v = (1.0 - b2) * g * g if v is None else b2 * v + (1.0 - b2) * g * g
-        state.update(step=t, exp_avg=m, exp_avg_sq=v)
+        t = (0 if key is None else self.state[key].get("step", 0)) + 1
         # PyTorch's arrangement: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
         bias1, bias2 = 1.0 - b1**t, 1.0 - b2**t
-        return p - (self.lr / bias1) * m / (tg.sqrt(v) / math.sqrt(bias2) + self.eps)
+        return (b1, 1.0 - b1, b2, 1.0 - b2, self.lr / bias1, math.sqrt(bias2), self.eps,
+                1.0 - self.lr * self.weight_decay, self.weight_decay)  # fmt: skip
+
+    @staticmethod
+    def _rule(flags, p, g, state, hyper):
+        decay, decoupled = flags
+        b1, c1, b2, c2, step_size, root_bias2, eps, shrink, weight_decay = hyper
+        if decay:
+            if decoupled:  # AdamW: shrink the parameter, apart from the moments
+                p = p * shrink
+            else:
+                g = g + weight_decay * p
+        m, v = state if state else (None, None)
+        m = c1 * g if m is None else b1 * m + c1 * g
+        v = c2 * g * g if v is None else b2 * v + c2 * g * g
+        return p - step_size * m / (tg.sqrt(v) / root_bias2 + eps), (m, v)
 
 
 class AdamW(Adam):

@@ -163,8 +163,9 @@ def tfgrad_forward(model, params, x, y, mode, policy):
 class TfgradCell:
     """One (model, mode) of tfgrad: its own model, optimiser and (float16) policy."""
 
-    def __init__(self, model: str, mode: str, weights: dict, data, fit: bool = False,
-                 jit: bool = False):
+    def __init__(
+        self, model: str, mode: str, weights: dict, data, fit: bool = False, jit: bool = False
+    ):
         self.model = tfgrad_model(model)
         self.model.load_state_dict({k: tg.tensor(v) for k, v in weights.items()})
         self.opt = nn.SGD(self.model.state_dict(), lr=LR, momentum=MOMENTUM)
@@ -190,7 +191,12 @@ class TfgradCell:
     def epoch(self) -> list[float]:
         if self.fit:
             history = nn.fit(
-                self.model, self.batches, nn.cross_entropy, self.opt, epochs=1, progress=False,
+                self.model,
+                self.batches,
+                nn.cross_entropy,
+                self.opt,
+                epochs=1,
+                progress=False,
                 **({"jit": self.jit} if has_fit_jit() else {}),
             )
             return history.loss

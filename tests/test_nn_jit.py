@@ -36,7 +36,8 @@ def digits():
 
 def _params(dtype):
     r = np.random.default_rng(0)
-    return {k: tg.tensor(r.standard_normal(s).astype(dtype)) for k, s in [("w", (3, 4)), ("b", (4,))]}
+    shapes = {"w": (3, 4), "b": (4,)}
+    return {k: tg.tensor(r.standard_normal(s).astype(dtype)) for k, s in shapes.items()}
 
 
 @pytest.mark.parametrize("cls, kwargs", OPTIMISERS)
@@ -48,7 +49,7 @@ def test_compiled_updates_are_the_op_by_op_rule_bit_for_bit(cls, kwargs, dtype):
     p_ref = {k: v.numpy() for k, v in params.items()}
     state = {k: () for k in params}
     p = params
-    for step in range(3):
+    for _ in range(3):
         grads = {k: tg.tensor(r.standard_normal(v.shape).astype(dtype)) for k, v in p.items()}
         # the reference: the same rule op by op on Python floats (what runs under a grad)
         for k in p_ref:
@@ -133,8 +134,10 @@ def test_jit_fit_with_a_loss_scaling_policy_matches_the_eager_step(digits):
     def run(jit):
         policy = AMPPolicy(AMPConfig(enabled=True, initial_scale=2.0**16, growth_interval=2))
         scales = []
-        history, w, calls, _ = _fit(digits, nn.Adam, dict(lr=0.01), jit=jit, amp=policy,
-                                    callbacks=lambda step, info: scales.append(info.scale))  # fmt: skip
+        history, w, calls, _ = _fit(
+            digits, nn.Adam, dict(lr=0.01), jit=jit, amp=policy,
+            callbacks=lambda step, info: scales.append(info.scale),
+        )  # fmt: skip
         return history, w, calls, scales
 
     eager, w_eager, _, scales_eager = run(False)

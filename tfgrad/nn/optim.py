@@ -153,10 +153,25 @@ class Optimizer:
         if _traced(p) or _traced(g) or any(_traced(s) for s in state):
             new_p, new_state = self._rule(self._flags(), p, g, state, hyper)  # op by op
         else:
-            scalars = tuple(tg.tensor(np.asarray(h, p.dtype.numpy)) for h in hyper)
+            scalars = tuple(scalar(h, p.dtype.numpy) for h in hyper)
             new_p, *new_state = self._compiled()(p, g, *state, *scalars)
         self._store(key, tuple(new_state))
         return new_p
+
+
+_SCALARS: dict[tuple, tg.Tensor] = {}
+
+
+def scalar(value: float, dtype: np.dtype) -> tg.Tensor:
+    """``value`` as a 0-d tensor of ``dtype`` (a hyperparameter for a compiled rule), reused
+    while the same value recurs (tensors are immutable): most of them are the same every step."""
+    key = (float(value).hex(), dtype)  # hex: 0.0 and -0.0 apart
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 512:  # per-step values (Adam's bias corrections) come and go
+            _SCALARS.clear()
+        t = _SCALARS[key] = tg.tensor(np.asarray(value, dtype))
+    return t
 
 
 def _traced(x: Any) -> bool:

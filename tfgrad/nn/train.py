@@ -9,6 +9,9 @@ under the policy's autocast, the loss scaled before the sweep, the gradients uns
 checked for inf/NaN after it, the optimiser step skipped when they hold any, the scale updated.
 The parameters (master weights) keep their dtype: autocast casts them per op, and the casts'
 gradients reach them in their own dtype.
+
+``fit(..., jit=...)`` runs the same step compiled (:class:`_CompiledStep`, :func:`tfgrad.jit`
+programs): by default wherever the model can be traced, op by op otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import tfgrad as tg
 from tfgrad.errors import OptionError, TfgradError, TracingError
 
 from .module import Module, functional_call
-from .optim import Optimizer
+from .optim import Optimizer, scalar
 
 __all__ = ["fit", "evaluate", "History", "StepInfo", "StopTraining"]
 
@@ -147,6 +150,8 @@ class _CompiledStep:
     def __init__(self, model: Module, loss: Callable, optimizer: Optimizer, amp: Any = None):
         self.model, self.loss, self.optimizer, self.amp = model, loss, optimizer, amp
         self.error: str | None = _jit_blocker(model)
+        if type(optimizer)._rule is Optimizer._rule:
+            self.error = f"{type(optimizer).__name__} does not write its update as a _rule"
         self._programs: dict[tuple, Any] = {}  # layout -> tg.jit function
 
     def _objective(self, names: list[str], inputs, targets, scale=None) -> Callable:
@@ -204,7 +209,8 @@ class _CompiledStep:
         opt, amp = self.optimizer, self.amp
         names = list(params)
         keys = names if opt._mapping else list(range(len(names)))
-        if [opt._shapes.get(k) for k in keys] != [(p.shape, p.dtype) for p in params.values()]:
+        shapes = [(p.shape, p.dtype) for p in params.values()]
+        if len(keys) != len(opt._shapes) or [opt._shapes.get(k) for k in keys] != shapes:
             return None  # not what the optimiser was made with: the eager step says why
         inputs, targets = _as_tensor(inputs), _as_tensor(targets)
         scaled = amp is not None and getattr(getattr(amp, "config", None), "enabled", True)
@@ -214,7 +220,7 @@ class _CompiledStep:
             layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), False)
             dtypes = [p.dtype.numpy for p in params.values()]
             args = [*params.values(), *(t for s in states for t in s),
-                    *(tg.tensor(np.asarray(h, d)) for hs, d in zip(hypers, dtypes) for h in hs),
+                    *(scalar(h, d) for hs, d in zip(hypers, dtypes) for h in hs),
                     inputs, targets]  # fmt: skip
         else:
             layout = (tuple(names), (), 0, True)

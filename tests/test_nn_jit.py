@@ -15,7 +15,7 @@ import tfgrad as tg
 import tfgrad.determinism as det
 import tfgrad.nn as nn
 from tfgrad.amp import AMPConfig, AMPPolicy
-from tfgrad.errors import OptionError, TracingError
+from tfgrad.errors import OptionError, ShapeError, TracingError
 
 OPTIMISERS = [
     (nn.SGD, dict(lr=0.05)),
@@ -186,3 +186,19 @@ def test_dropout_is_not_compiled(digits):
         _fit(digits, nn.SGD, dict(lr=0.05), jit=True, model=model())
     with pytest.raises(OptionError, match="jit must be"):
         _fit(digits, nn.SGD, dict(lr=0.05), jit="yes")
+
+
+def test_jit_fit_with_cross_entropy_itself_matches_and_checks_the_labels(digits):
+    def run(jit, data=digits):
+        model = nn.MLP(64, [16, 10], generator=tg.random.Generator(0))
+        opt = nn.SGD(model.state_dict(), lr=0.05, momentum=0.9)
+        history = nn.fit(model, data, nn.cross_entropy, opt, epochs=2, progress=False, jit=jit)
+        return history.loss, {k: v.numpy() for k, v in model.state_dict().items()}
+
+    (eager, w_eager), (jitted, w_jit) = run(False), run(True)
+    np.testing.assert_allclose(jitted, eager, rtol=1e-6)
+    for k in w_eager:
+        np.testing.assert_allclose(w_jit[k], w_eager[k], rtol=1e-5, atol=1e-6)
+    bad = digits[:2] + [(digits[2][0], tg.tensor(np.full(48, 10)))]  # class 10 of 10
+    with pytest.raises(ShapeError, match=r"class indices must lie in \[0, 10\)"):
+        run(True, bad)

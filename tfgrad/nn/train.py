@@ -24,8 +24,9 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 import tfgrad as tg
-from tfgrad.errors import OptionError, TfgradError, TracingError
+from tfgrad.errors import OptionError, ShapeError, TfgradError, TracingError
 
+from .losses import cross_entropy
 from .module import Module, functional_call
 from .optim import Optimizer, scalar
 
@@ -153,6 +154,7 @@ class _CompiledStep:
         if type(optimizer)._rule is Optimizer._rule:
             self.error = f"{type(optimizer).__name__} does not write its update as a _rule"
         self._programs: dict[tuple, Any] = {}  # layout -> tg.jit function
+        self._classes: tuple | None = None  # cross_entropy's (classes, logits dtype), once seen
 
     def _objective(self, names: list[str], inputs, targets, scale=None) -> Callable:
         model, loss, amp = self.model, self.loss, self.amp
@@ -212,7 +214,7 @@ class _CompiledStep:
         shapes = [(p.shape, p.dtype) for p in params.values()]
         if len(keys) != len(opt._shapes) or [opt._shapes.get(k) for k in keys] != shapes:
             return None  # not what the optimiser was made with: the eager step says why
-        inputs, targets = _as_tensor(inputs), _as_tensor(targets)
+        inputs, targets = _as_tensor(inputs), self._one_hot(_as_tensor(targets))
         scaled = amp is not None and getattr(getattr(amp, "config", None), "enabled", True)
         if amp is None:
             states = [opt._state_of(k) for k in keys]
@@ -235,6 +237,8 @@ class _CompiledStep:
                 raise  # the compiled program itself failed: not a tracing problem
             self.error = f"{type(err).__name__}: {err}"
             return None
+        if self.loss is cross_entropy and getattr(prediction := out[-2], "ndim", 0) >= 1:
+            self._classes = (prediction.shape[-1], prediction.dtype.numpy)
         if amp is None:
             new_params, new_state, value, prediction, grads = out
             for k, st in zip(keys, new_state):
@@ -248,6 +252,24 @@ class _CompiledStep:
         new = params if found_inf else _apply(opt, params, grads)
         amp.update_scale(found_inf)
         return new, grads, value, prediction, scale, bool(found_inf)
+
+    def _one_hot(self, targets: Any) -> Any:
+        """Class-index targets of :func:`cross_entropy` as the one-hot table its eager path
+        makes in NumPy (the same values, the same loss), once the classes are known from the
+        first step: traced, the table is three integer ops in the program, each slower than
+        the whole rest of a small step. Out-of-range indices raise as cross_entropy does."""
+        if self._classes is None or not isinstance(targets, tg.Tensor):
+            return targets
+        if targets.dtype.is_floating or targets.dtype.name == "bool":
+            return targets
+        n, dtype = self._classes
+        labels = targets.numpy()
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise ShapeError(
+                f"cross_entropy: class indices must lie in [0, {n}), got "
+                f"{labels.min()}..{labels.max()}."
+            )
+        return tg.tensor(np.eye(n, dtype=dtype)[labels])
 
 
 def _as_tensor(x: Any) -> Any:
@@ -378,7 +400,9 @@ def fit(
     a constant too, so write such models with ``jit=False``). ``True`` raises instead of
     falling back; ``False`` never compiles. Compiling costs a trace and Taichi's compilation
     on the first step of each new batch shape (and the second, once the optimiser has state).
-    Under ``jit``, class-index targets of :func:`cross_entropy` are not range-checked.
+    With ``loss=nn.cross_entropy`` and class-index targets, the compiled step takes the
+    one-hot table made in NumPy, as the eager loss does (after the first step, which tells the
+    number of classes); another loss function gets the indices traced, unchecked.
 
     Cost per step: one forward pass and one reverse sweep, plus the optimiser's few
     elementwise ops per parameter, and reading the loss back (``.item()``). With ``amp``,

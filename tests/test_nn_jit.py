@@ -16,6 +16,7 @@ import tfgrad.determinism as det
 import tfgrad.nn as nn
 from tfgrad.amp import AMPConfig, AMPPolicy
 from tfgrad.errors import OptionError, ShapeError, TracingError
+from tfgrad.nn import optim
 
 OPTIMISERS = [
     (nn.SGD, dict(lr=0.05)),
@@ -40,39 +41,66 @@ def _params(dtype):
     return {k: tg.tensor(r.standard_normal(s).astype(dtype)) for k, s in shapes.items()}
 
 
-@pytest.mark.parametrize("cls, kwargs", OPTIMISERS)
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_updates_are_the_op_by_op_rule_bit_for_bit(cls, kwargs, dtype):
-    params = _params(dtype)
+def _steps_against_the_rule(cls, kwargs, params, steps=3):
+    """``steps`` optimiser steps, and the same rule op by op on Python floats (what runs under
+    a grad), from the same gradients: (the step's params, the reference's)."""
     opt = cls(params, **kwargs)
     r = np.random.default_rng(1)
     p_ref = {k: v.numpy() for k, v in params.items()}
     state = {k: () for k in params}
     p = params
-    for _ in range(3):
-        grads = {k: tg.tensor(r.standard_normal(v.shape).astype(dtype)) for k, v in p.items()}
-        # the reference: the same rule op by op on Python floats (what runs under a grad)
+    for _ in range(steps):
+        grads = {
+            k: tg.tensor(r.standard_normal(v.shape).astype(v.dtype.numpy)) for k, v in p.items()
+        }
         for k in p_ref:
             new, state[k] = cls._rule(opt._flags(), tg.tensor(p_ref[k]), grads[k], state[k],
                                       opt._hyper(k))  # fmt: skip
             p_ref[k] = new.numpy()
         p = opt.step(p, grads)
-        for k in p:
-            assert p[k].dtype.numpy == np.dtype(dtype)
-            np.testing.assert_array_equal(p[k].numpy(), p_ref[k])
-    compiled = opt._compiled()
-    assert compiled.last_call == "hit"  # it ran compiled
+    return opt, p, p_ref
+
+
+@pytest.mark.parametrize("cls, kwargs", OPTIMISERS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_small_parameters_step_op_by_op_with_the_rules_bits(cls, kwargs, dtype):
+    _, p, p_ref = _steps_against_the_rule(cls, kwargs, _params(dtype))
+    for k in p:
+        assert p[k].dtype.numpy == np.dtype(dtype)
+        np.testing.assert_array_equal(p[k].numpy(), p_ref[k])
+    # the compiled rule held no fused kernel at these sizes: op by op from then on
+    kinds = [k for k in optim._PAYS if k[0] is cls and k[2] in {(3, 4), (4,)}]
+    assert kinds and not any(optim._PAYS[k] for k in kinds)
+
+
+@pytest.mark.parametrize("cls, kwargs", [OPTIMISERS[2], OPTIMISERS[3]])
+def test_a_large_parameter_steps_in_one_fused_kernel_with_the_rules_bits(cls, kwargs):
+    w = tg.tensor(np.random.default_rng(2).standard_normal((300, 1000)).astype(np.float32))
+    opt, p, p_ref = _steps_against_the_rule(cls, kwargs, {"w": w})
+    np.testing.assert_array_equal(p["w"].numpy(), p_ref["w"])
+    state = opt._state_of("w")
+    hyper = [optim.scalar(h, np.dtype(np.float32)) for h in opt._hyper("w")]
+    program = opt._compiled().program(p["w"], p["w"], *state, *hyper)
+    assert (
+        len(program.kernels) >= 1
+        and optim._PAYS[(cls, opt._flags(), (300, 1000), w.dtype, len(state))]
+    )
 
 
 def test_changing_the_learning_rate_compiles_nothing_and_takes_effect():
-    params = _params(np.float32)
+    params = {"w": tg.zeros((300, 1000))}  # large: its update runs compiled
     opt = nn.SGD(params, lr=0.1, momentum=0.5)
     grads = {k: tg.ones_like(v) for k, v in params.items()}
     p = opt.step(opt.step(params, grads), grads)
-    entries = opt._compiled().cache_info().entries
+    info = opt._compiled().cache_info()
     opt.lr = 0.0
-    assert all(np.array_equal(v.numpy(), p[k].numpy()) for k, v in opt.step(p, grads).items())
-    assert opt._compiled().cache_info().entries == entries
+    assert np.array_equal(opt.step(p, grads)["w"].numpy(), p["w"].numpy())
+    opt.lr = 0.5
+    np.testing.assert_allclose(
+        opt.step(p, grads)["w"].numpy(), p["w"].numpy() - 0.5 * 1.875
+    )  # b: 1, 1.5, 1.75, 1.875
+    after = opt._compiled().cache_info()
+    assert after.entries == info.entries and after.hits == info.hits + 2
 
 
 def test_a_step_is_still_differentiable():

@@ -11,11 +11,13 @@ accumulated between steps, so there is nothing to zero: each step's gradients ar
 passed in. The updates are tfgrad ops, so a step is itself differentiable.
 
 Each parameter's update is one small chain of elementwise ops (``_rule``). Outside a
-transformation it runs compiled (:func:`tfgrad.jit`, one program per optimiser kind, parameter
-shape and dtype, shared by all optimisers of that kind; the hyperparameters are 0-d tensor
-arguments, so changing ``lr`` compiles nothing): one call per parameter instead of one per op,
-the same ops on the same values, so the same results. Under a ``grad`` or tape of the step,
-the same rule runs op by op and is differentiated.
+transformation it is compiled once per optimiser kind, parameter shape and dtype
+(:func:`tfgrad.jit`, shared by all optimisers of that kind; the hyperparameters are 0-d tensor
+arguments, so changing ``lr`` compiles nothing), and runs compiled where the backend fuses the
+chain into one kernel (large parameters; on a CPU, from ~10^5 elements), op by op where it
+does not (there the ops' own dispatch is cheaper than a program's call): the same ops on the
+same values either way, so the same results. Under a ``grad`` or tape of the step the rule
+runs op by op and is differentiated. ``nn.fit(jit=...)`` compiles the update into its step.
 
 >>> import tfgrad as tg, tfgrad.nn as nn
 >>> opt = nn.SGD({"w": tg.tensor([1.0])}, lr=0.5)
@@ -95,6 +97,7 @@ class Optimizer:
                 f"{g_keys}."
             )
         grads_by_key = dict(g_items)
+        flags = self._flags()
         new = []
         for k, p in p_items:
             g = grads_by_key[k]
@@ -104,7 +107,7 @@ class Optimizer:
                     f"{self._shapes[k][1].name}; got a parameter {p.shape} {p.dtype.name} and a "
                     f"gradient {None if g is None else g.shape}."
                 )
-            new.append(p if g is None else self._update(k, p, g))
+            new.append(p if g is None else self._update(k, p, g, flags))
         return dict(zip(keys, new)) if self._mapping else type(params)(new)
 
     # ---- One parameter ----
@@ -148,15 +151,29 @@ class Optimizer:
             fn = _COMPILED[kind] = tg.jit(update)
         return fn
 
-    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor) -> tg.Tensor:
+    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor, flags: tuple) -> tg.Tensor:
         state, hyper = self._state_of(key), self._hyper(key)
-        if _traced(p) or _traced(g) or any(_traced(s) for s in state):
-            new_p, new_state = self._rule(self._flags(), p, g, state, hyper)  # op by op
+        compiled = None
+        if type(p) is tg.Tensor and type(g) is tg.Tensor and not any(map(_traced, state)):
+            kind = (type(self), flags, p.shape, p.dtype, len(state))
+            if _PAYS.get(kind, True):
+                compiled = self._compiled()
+        if compiled is None:  # op by op: differentiated under a transformation, or cheaper
+            new_p, new_state = self._rule(flags, p, g, state, hyper)
         else:
-            scalars = tuple(scalar(h, p.dtype.numpy) for h in hyper)
-            new_p, *new_state = self._compiled()(p, g, *state, *scalars)
+            args = (p, g, *state, *(scalar(h, p.dtype.numpy) for h in hyper))
+            new_p, *new_state = compiled(*args)
+            if kind not in _PAYS:  # compiled now: keep it where the backend fused a kernel
+                _PAYS[kind] = bool(compiled.program(*args).kernels)
         self._store(key, tuple(new_state))
         return new_p
+
+
+# (optimiser kind, shape, dtype, state count) -> whether its compiled rule holds a fused kernel.
+# Where it holds none (on a CPU, parameters below ~10^5 elements: the backend's cost model
+# finds NumPy's loops faster), the program runs the same ops one by one and its call costs
+# more than the ops' own dispatch, so the rule runs op by op.
+_PAYS: dict[tuple, bool] = {}
 
 
 _SCALARS: dict[tuple, tg.Tensor] = {}

@@ -55,7 +55,8 @@ class StepInfo:
     end_of_epoch: bool = False
     metrics: Mapping[str, float] = field(default_factory=dict)
     # the model's parameters after the step, and the step's gradients (empty at an epoch's
-    # end), both {name: tensor}: what a widget that follows training draws
+    # end; with amp the unscaled ones, inf/NaN at a skipped step), both {name: tensor}: what a
+    # widget that follows training draws
     params: Mapping[str, tg.Tensor] = field(default_factory=dict)
     grads: Mapping[str, tg.Tensor] = field(default_factory=dict)
     # mixed precision (fit's amp=; None and False without it): the loss scale this step used
@@ -66,6 +67,8 @@ class StepInfo:
 
     @property
     def skipped(self) -> bool:
+        """Whether the step's optimiser update was skipped (``found_inf``: fit skips exactly
+        those steps, as ``GradScaler.step`` does)."""
         return self.found_inf
 
     # Read as a mapping too (``info["scale"]``, ``info.get("found_inf")``): what a callback
@@ -76,6 +79,7 @@ class StepInfo:
         raise KeyError(name)
 
     def get(self, name: str, default: Any = None) -> Any:
+        """``info[name]``, or ``default`` for a name StepInfo does not have."""
         try:
             return self[name]
         except KeyError:

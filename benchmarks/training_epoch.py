@@ -27,7 +27,9 @@ The modes:
   ``tfgrad.amp.AMPPolicy(AMPConfig(enabled=True))`` (GradScaler's defaults) with its autocast,
   ``scale_loss``, ``unscale_and_check`` and ``update_scale``; ``bfloat16``:
   ``tfgrad.amp.autocast("bfloat16")``, no scaling. Also ``float32 (nn.fit)``: the same epoch
-  through ``nn.fit`` (``progress=False``), the library's own loop.
+  through ``nn.fit`` (``progress=False``, ``jit=False``: op by op), the library's own loop; and
+  ``float32 (nn.fit, jit)``: ``nn.fit(..., jit=True)``, the step compiled by ``tfgrad.jit``
+  (forward, sweep and SGD update in one program per batch shape; where fit has the option).
 
 What is measured:
 
@@ -116,6 +118,13 @@ def digits(smoke: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
+def has_fit_jit() -> bool:
+    """Whether this tree's ``nn.fit`` takes ``jit=`` (a compiled step)."""
+    import inspect
+
+    return "jit" in inspect.signature(nn.fit).parameters
+
+
 def has_conv() -> bool:
     return hasattr(nn, "Conv2d")
 
@@ -154,11 +163,13 @@ def tfgrad_forward(model, params, x, y, mode, policy):
 class TfgradCell:
     """One (model, mode) of tfgrad: its own model, optimiser and (float16) policy."""
 
-    def __init__(self, model: str, mode: str, weights: dict, data, fit: bool = False):
+    def __init__(
+        self, model: str, mode: str, weights: dict, data, fit: bool = False, jit: bool = False
+    ):
         self.model = tfgrad_model(model)
         self.model.load_state_dict({k: tg.tensor(v) for k, v in weights.items()})
         self.opt = nn.SGD(self.model.state_dict(), lr=LR, momentum=MOMENTUM)
-        self.mode, self.fit = mode, fit
+        self.mode, self.fit, self.jit = mode, fit, jit
         self.policy = amp.AMPPolicy(amp.AMPConfig(enabled=True)) if mode == "float16" else None
         self.batches = nn.batches(*data, batch_size=BATCH)
 
@@ -180,7 +191,13 @@ class TfgradCell:
     def epoch(self) -> list[float]:
         if self.fit:
             history = nn.fit(
-                self.model, self.batches, nn.cross_entropy, self.opt, epochs=1, progress=False
+                self.model,
+                self.batches,
+                nn.cross_entropy,
+                self.opt,
+                epochs=1,
+                progress=False,
+                **({"jit": self.jit} if has_fit_jit() else {}),
             )
             return history.loss
         return [self.step(x, y) for x, y in self.batches]
@@ -363,6 +380,10 @@ def cells_to_run(have_torch: bool, models) -> tuple[list[tuple[str, str, str]], 
             cells.append(("tfgrad", model, mode))
         if model == "mlp" or has_conv():
             cells.append(("tfgrad", model, "float32 (nn.fit)"))
+            if has_fit_jit():
+                cells.append(("tfgrad", model, "float32 (nn.fit, jit)"))
+            else:
+                missing[f"tfgrad {model} float32 (nn.fit, jit)"] = "fit(jit=) not on this tree"
     return cells, missing
 
 
@@ -371,6 +392,8 @@ def make_cell(framework, model, mode, weights, data):
         return TorchCell(model, mode, weights, data)
     if mode == "float32 (nn.fit)":
         return TfgradCell(model, "float32", weights, data, fit=True)
+    if mode == "float32 (nn.fit, jit)":
+        return TfgradCell(model, "float32", weights, data, fit=True, jit=True)
     return TfgradCell(model, mode, weights, data)
 
 
@@ -419,7 +442,7 @@ def run_epochs(args) -> dict:
         res["median_epoch_s"] = statistics.median(res["epochs_s"])
         res["median_step_ms"] = res["median_epoch_s"] / res["steps"] * 1e3
         res["compile_s"] = max(res["first_epoch_s"] - res["median_epoch_s"], 0.0)
-        if not key[2].endswith("(nn.fit)"):
+        if "(nn.fit" not in key[2]:
             res.update(cell.saved())
         if cell.__class__ is TorchCell and cell.scaler is not None:
             res["final_scale"] = cell.scaler.get_scale()
@@ -556,8 +579,9 @@ def goals(record) -> list[dict]:
                     f"{f32['median_epoch_s'] * 1e3:.0f} ms)",
                 }
             )
-        for mode in MODES:
-            ours, theirs = _cell(record, "tfgrad", model, mode), _cell(record, "torch", model, mode)
+        for mode in (*MODES, "float32 (nn.fit, jit)"):  # the compiled fit: the same epoch
+            ours = _cell(record, "tfgrad", model, mode)
+            theirs = _cell(record, "torch", model, mode.split(" ")[0])
             if ours is None or theirs is None:
                 continue
             ratio = ours["median_epoch_s"] / theirs["median_epoch_s"]

@@ -112,6 +112,9 @@ def test_training_epoch_cells(training):
         # the hand-written loop and nn.fit train the same model on the same batches
         np.testing.assert_allclose(fit["warmup_losses"], f32["warmup_losses"], rtol=1e-6)
         np.testing.assert_allclose(fit["last_losses"], f32["last_losses"], rtol=1e-6)
+        compiled = _training_cell(record, "tfgrad", model, "float32 (nn.fit, jit)")  # tg.jit
+        np.testing.assert_allclose(compiled["warmup_losses"], f32["warmup_losses"], rtol=1e-6)
+        np.testing.assert_allclose(compiled["last_losses"], f32["last_losses"], rtol=1e-6)
         for mode in ("float32", "float16", "bfloat16"):
             cell = _training_cell(record, "tfgrad", model, mode)
             assert cell["steps"] == 2 and len(cell["epochs_s"]) == 1

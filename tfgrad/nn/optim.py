@@ -10,6 +10,15 @@ state as they are (PyTorch skips a parameter whose ``.grad`` is ``None``). Nothi
 accumulated between steps, so there is nothing to zero: each step's gradients are the values
 passed in. The updates are tfgrad ops, so a step is itself differentiable.
 
+Each parameter's update is one small chain of elementwise ops (``_rule``). Outside a
+transformation it is compiled once per optimiser kind, parameter shape and dtype
+(:func:`tfgrad.jit`, shared by all optimisers of that kind; the hyperparameters are 0-d tensor
+arguments, so changing ``lr`` compiles nothing), and runs compiled where the backend fuses the
+chain into one kernel (large parameters; on a CPU, from ~10^5 elements), op by op where it
+does not (there the ops' own dispatch is cheaper than a program's call): the same ops on the
+same values either way, so the same results. Under a ``grad`` or tape of the step the rule
+runs op by op and is differentiated. ``nn.fit(jit=...)`` compiles the update into its step.
+
 >>> import tfgrad as tg, tfgrad.nn as nn
 >>> opt = nn.SGD({"w": tg.tensor([1.0])}, lr=0.5)
 >>> opt.step({"w": tg.tensor([1.0])}, {"w": tg.tensor([2.0])})["w"].numpy()
@@ -20,6 +29,8 @@ from __future__ import annotations
 
 import math
 from typing import Any, Mapping
+
+import numpy as np
 
 import tfgrad as tg
 from tfgrad.errors import OptionError, ShapeError
@@ -42,11 +53,23 @@ def _items(params: Any) -> list[tuple[Any, tg.Tensor]]:
     )
 
 
+# The compiled rules, one per (optimiser class, the flags that change its chain of ops), shared
+# by every optimiser of that kind: tg.jit traces once per parameter shape and dtype.
+_COMPILED: dict[tuple, Any] = {}
+
+
 class Optimizer:
     """The base of the optimisers: checks structure, keeps per-parameter ``state``.
 
-    Subclasses write ``_update(key, p, g, state) -> new p`` for one parameter.
+    Subclasses write the update of one parameter as a pure function of tensors,
+    ``_rule(p, g, state, hyper) -> (new p, new state)``: ``state`` a tuple of tensors (empty at
+    the first step), ``hyper`` the numbers of ``_hyper(key)`` (Python floats, or 0-d tensors of
+    the parameter's dtype when compiled, so that the rounding is the same); ``_STATE`` names the
+    state's tensors, ``_flags()`` what else selects the chain of ops.
     """
+
+    _STATE: tuple[str, ...] = ()
+    _COUNTS_STEPS = False  # whether state holds a "step" count (Adam's bias corrections)
 
     def __init__(self, params: Any, lr: float):
         if not lr >= 0.0:
@@ -74,6 +97,7 @@ class Optimizer:
                 f"{g_keys}."
             )
         grads_by_key = dict(g_items)
+        flags = self._flags()
         new = []
         for k, p in p_items:
             g = grads_by_key[k]
@@ -83,11 +107,93 @@ class Optimizer:
                     f"{self._shapes[k][1].name}; got a parameter {p.shape} {p.dtype.name} and a "
                     f"gradient {None if g is None else g.shape}."
                 )
-            new.append(p if g is None else self._update(k, p, g, self.state[k]))
+            new.append(p if g is None else self._update(k, p, g, flags))
         return dict(zip(keys, new)) if self._mapping else type(params)(new)
 
-    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor, state: dict) -> tg.Tensor:
+    # ---- One parameter ----
+    def _flags(self) -> tuple:
+        """What, besides the state present, decides the ops of ``_rule`` (not their values)."""
+        return ()
+
+    def _hyper(self, key: Any) -> tuple[float, ...]:
         raise NotImplementedError
+
+    @staticmethod
+    def _rule(flags: tuple, p: Any, g: Any, state: tuple, hyper: tuple) -> tuple[Any, tuple]:
+        raise NotImplementedError
+
+    def _state_of(self, key: Any) -> tuple:
+        st = self.state[key]
+        return tuple(st[n] for n in self._STATE if st.get(n) is not None)
+
+    def _store(self, key: Any, state: tuple) -> None:
+        """Keep the new state of one parameter (and its step count)."""
+        st = self.state[key]
+        st.update(zip(self._STATE, state))
+        if self._COUNTS_STEPS:
+            st["step"] = st.get("step", 0) + 1
+
+    def _compiled(self) -> Any:
+        """The jit-compiled ``_rule`` for this optimiser's kind, positional tensors only (the
+        jit's fast path): ``(p, g, *state, *hyper) -> (new p, *new state)``."""
+        flags = self._flags()
+        kind = (type(self), flags)
+        fn = _COMPILED.get(kind)
+        if fn is None:
+            n_hyper, rule = len(self._hyper(None)), type(self)._rule  # nothing of self is kept
+
+            def update(p, g, *rest):
+                state, hyper = rest[: len(rest) - n_hyper], rest[len(rest) - n_hyper :]
+                new_p, new_state = rule(flags, p, g, tuple(state), tuple(hyper))
+                return (new_p, *new_state)
+
+            update.__name__ = f"{type(self).__name__}_update"
+            fn = _COMPILED[kind] = tg.jit(update)
+        return fn
+
+    def _update(self, key: Any, p: tg.Tensor, g: tg.Tensor, flags: tuple) -> tg.Tensor:
+        state, hyper = self._state_of(key), self._hyper(key)
+        compiled = None
+        if type(p) is tg.Tensor and type(g) is tg.Tensor and not any(map(_traced, state)):
+            kind = (type(self), flags, p.shape, p.dtype, len(state))
+            if _PAYS.get(kind, True):
+                compiled = self._compiled()
+        if compiled is None:  # op by op: differentiated under a transformation, or cheaper
+            new_p, new_state = self._rule(flags, p, g, state, hyper)
+        else:
+            args = (p, g, *state, *(scalar(h, p.dtype.numpy) for h in hyper))
+            new_p, *new_state = compiled(*args)
+            if kind not in _PAYS:  # compiled now: keep it where the backend fused a kernel
+                _PAYS[kind] = bool(compiled.program(*args).kernels)
+        self._store(key, tuple(new_state))
+        return new_p
+
+
+# (optimiser kind, shape, dtype, state count) -> whether its compiled rule holds a fused kernel.
+# Where it holds none (on a CPU, parameters below ~10^5 elements: the backend's cost model
+# finds NumPy's loops faster), the program runs the same ops one by one and its call costs
+# more than the ops' own dispatch, so the rule runs op by op.
+_PAYS: dict[tuple, bool] = {}
+
+
+_SCALARS: dict[tuple, tg.Tensor] = {}
+
+
+def scalar(value: float, dtype: np.dtype) -> tg.Tensor:
+    """``value`` as a 0-d tensor of ``dtype`` (a hyperparameter for a compiled rule), reused
+    while the same value recurs (tensors are immutable): most of them are the same every step."""
+    key = (float(value).hex(), dtype)  # hex: 0.0 and -0.0 apart
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 512:  # per-step values (Adam's bias corrections) come and go
+            _SCALARS.clear()
+        t = _SCALARS[key] = tg.tensor(np.asarray(value, dtype))
+    return t
+
+
+def _traced(x: Any) -> bool:
+    """Whether ``x`` is not a plain tensor (a tracer of grad, jvp, a tape or jit)."""
+    return type(x) is not tg.Tensor
 
 
 class SGD(Optimizer):
@@ -119,15 +225,25 @@ class SGD(Optimizer):
             raise OptionError("SGD: nesterov=True needs a momentum > 0.")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), nesterov, weight_decay
 
-    def _update(self, key, p, g, state):
-        if self.weight_decay:
-            g = g + self.weight_decay * p
-        if self.momentum:
-            buf = state.get("momentum_buffer")
-            buf = g if buf is None else self.momentum * buf + g
-            state["momentum_buffer"] = buf
-            g = g + self.momentum * buf if self.nesterov else buf
-        return p - self.lr * g
+    _STATE = ("momentum_buffer",)
+
+    def _flags(self):
+        return (bool(self.weight_decay), bool(self.momentum), self.nesterov)
+
+    def _hyper(self, key):
+        return (self.lr, self.momentum, self.weight_decay)
+
+    @staticmethod
+    def _rule(flags, p, g, state, hyper):
+        decay, with_momentum, nesterov = flags
+        lr, momentum, weight_decay = hyper
+        if decay:
+            g = g + weight_decay * p
+        if not with_momentum:
+            return p - lr * g, ()
+        buf = g if not state else momentum * state[0] + g
+        g = g + momentum * buf if nesterov else buf
+        return p - lr * g, (buf,)
 
 
 class Adam(Optimizer):
@@ -161,22 +277,34 @@ class Adam(Optimizer):
             )
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), eps, weight_decay
 
-    def _update(self, key, p, g, state):
+    _STATE = ("exp_avg", "exp_avg_sq")
+
+    _COUNTS_STEPS = True
+
+    def _flags(self):
+        return (bool(self.weight_decay), self._decoupled)
+
+    def _hyper(self, key):
         b1, b2 = self.betas
-        if self.weight_decay:
-            if self._decoupled:  # AdamW: shrink the parameter, apart from the moments
-                p = p * (1.0 - self.lr * self.weight_decay)
-            else:
-                g = g + self.weight_decay * p
-        t = state.get("step", 0) + 1
-        m = state.get("exp_avg")
-        v = state.get("exp_avg_sq")
-        m = (1.0 - b1) * g if m is None else b1 * m + (1.0 - b1) * g
-        v = (1.0 - b2) * g * g if v is None else b2 * v + (1.0 - b2) * g * g
-        state.update(step=t, exp_avg=m, exp_avg_sq=v)
+        t = (0 if key is None else self.state[key].get("step", 0)) + 1
         # PyTorch's arrangement: lr / bc1 * m / (sqrt(v) / sqrt(bc2) + eps)
         bias1, bias2 = 1.0 - b1**t, 1.0 - b2**t
-        return p - (self.lr / bias1) * m / (tg.sqrt(v) / math.sqrt(bias2) + self.eps)
+        return (b1, 1.0 - b1, b2, 1.0 - b2, self.lr / bias1, math.sqrt(bias2), self.eps,
+                1.0 - self.lr * self.weight_decay, self.weight_decay)  # fmt: skip
+
+    @staticmethod
+    def _rule(flags, p, g, state, hyper):
+        decay, decoupled = flags
+        b1, c1, b2, c2, step_size, root_bias2, eps, shrink, weight_decay = hyper
+        if decay:
+            if decoupled:  # AdamW: shrink the parameter, apart from the moments
+                p = p * shrink
+            else:
+                g = g + weight_decay * p
+        m, v = state if state else (None, None)
+        m = c1 * g if m is None else b1 * m + c1 * g
+        v = c2 * g * g if v is None else b2 * v + c2 * g * g
+        return p - step_size * m / (tg.sqrt(v) / root_bias2 + eps), (m, v)
 
 
 class AdamW(Adam):

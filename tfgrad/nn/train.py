@@ -9,19 +9,26 @@ under the policy's autocast, the loss scaled before the sweep, the gradients uns
 checked for inf/NaN after it, the optimiser step skipped when they hold any, the scale updated.
 The parameters (master weights) keep their dtype: autocast casts them per op, and the casts'
 gradients reach them in their own dtype.
+
+``fit(..., jit=...)`` runs the same step compiled (:class:`_CompiledStep`, :func:`tfgrad.jit`
+programs): by default wherever the model can be traced, op by op otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import tfgrad as tg
-from tfgrad.errors import OptionError
+import numpy as np
 
+import tfgrad as tg
+from tfgrad.errors import OptionError, ShapeError, TfgradError, TracingError
+
+from .losses import cross_entropy
 from .module import Module, functional_call
-from .optim import Optimizer
+from .optim import Optimizer, scalar
 
 __all__ = ["fit", "evaluate", "History", "StepInfo", "StopTraining"]
 
@@ -133,6 +140,158 @@ def _step(
     return new, grads, value, prediction, scale, bool(found_inf)
 
 
+class _CompiledStep:
+    """:func:`_step` as :func:`tfgrad.jit` programs: the same ops, traced once per batch shape
+    and optimiser-state layout, then run with no tape and no per-op Python dispatch.
+
+    Without ``amp`` one program does all of it: forward, reverse sweep and the optimiser's rule
+    for every parameter (``Optimizer._rule``, hyperparameters passed as 0-d tensors). With
+    ``amp`` the program is the forward under autocast and the sweep of the loss times the scale,
+    which is a tensor argument (it changes between steps); unscaling, the inf/NaN check (a read
+    to the host, which decides in Python whether to step) and the optimiser step stay outside.
+    Calls take positional tensors only (the jit's fast path). ``error`` holds why the step could
+    not be compiled (then the caller steps eagerly)."""
+
+    def __init__(self, model: Module, loss: Callable, optimizer: Optimizer, amp: Any = None):
+        self.model, self.loss, self.optimizer, self.amp = model, loss, optimizer, amp
+        self.error: str | None = _jit_blocker(model)
+        if type(optimizer)._rule is Optimizer._rule:
+            self.error = f"{type(optimizer).__name__} does not write its update as a _rule"
+        self._programs: dict[tuple, Any] = {}  # layout -> tg.jit function
+        self._classes: tuple | None = None  # cross_entropy's (classes, logits dtype), once seen
+
+    def _objective(self, names: list[str], inputs, targets, scale=None) -> Callable:
+        model, loss, amp = self.model, self.loss, self.amp
+
+        def objective(flat):
+            with contextlib.nullcontext() if amp is None else amp.autocast():
+                prediction = functional_call(model, dict(zip(names, flat)), inputs)
+                value = loss(prediction, targets)
+            scaled = value if scale is None else tg.multiply(value, scale)
+            return scaled, (tg.stop_gradient(value), tg.stop_gradient(prediction))
+
+        return objective
+
+    def _program(self, layout: tuple) -> Any:
+        fn = self._programs.get(layout)
+        if fn is not None:
+            return fn
+        names, lens, n_hyper, scaled = layout
+        opt, n = self.optimizer, len(names)
+        rule, flags = type(opt)._rule, opt._flags()
+
+        def sweep(params, inputs, targets, scale):
+            objective = self._objective(names, inputs, targets, scale)
+            (_, (value, prediction)), grads = tg.value_and_grad(objective, has_aux=True)(params)
+            if any(g is None for g in grads):
+                raise TracingError("fit(jit=...): a parameter got no gradient (None)")
+            return value, prediction, list(grads)
+
+        def train_step(*args):  # params, state, hyper, inputs, targets
+            params, rest = list(args[:n]), args[n:]
+            value, prediction, grads = sweep(params, rest[-2], rest[-1], None)
+            new_params, new_state, at = [], [], 0
+            hyper = rest[sum(lens) : len(rest) - 2]
+            for i, (p, g) in enumerate(zip(params, grads)):
+                state = tuple(rest[at : at + lens[i]])
+                at += lens[i]
+                new_p, st = rule(flags, p, g, state, tuple(hyper[i * n_hyper : (i + 1) * n_hyper]))
+                new_params.append(new_p)
+                new_state.append(list(st))
+            return new_params, new_state, value, prediction, grads
+
+        def scaled_sweep(*args):  # params, inputs, targets, scale
+            return sweep(list(args[:n]), args[n], args[n + 1], args[n + 2])
+
+        fn = tg.jit(scaled_sweep if scaled else train_step)
+        self._programs[layout] = fn
+        return fn
+
+    def __call__(self, params: dict, inputs, targets) -> tuple | None:
+        """What :func:`_step` returns, or None when this step cannot be compiled (``error``
+        says why; it is not tried again)."""
+        if self.error is not None:
+            return None
+        opt, amp = self.optimizer, self.amp
+        names = list(params)
+        keys = names if opt._mapping else list(range(len(names)))
+        shapes = [(p.shape, p.dtype) for p in params.values()]
+        if len(keys) != len(opt._shapes) or [opt._shapes.get(k) for k in keys] != shapes:
+            return None  # not what the optimiser was made with: the eager step says why
+        inputs, targets = _as_tensor(inputs), self._one_hot(_as_tensor(targets))
+        scaled = amp is not None and getattr(getattr(amp, "config", None), "enabled", True)
+        if amp is None:
+            states = [opt._state_of(k) for k in keys]
+            hypers = [opt._hyper(k) for k in keys]
+            layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), False)
+            dtypes = [p.dtype.numpy for p in params.values()]
+            args = [*params.values(), *(t for s in states for t in s),
+                    *(scalar(h, d) for hs, d in zip(hypers, dtypes) for h in hs),
+                    inputs, targets]  # fmt: skip
+        else:
+            layout = (tuple(names), (), 0, True)
+            scale = tg.tensor(np.float32(amp.scale)) if scaled else None
+            args = [*params.values(), inputs, targets, scale]
+        fn = self._program(layout)
+        misses = fn.misses
+        try:
+            out = fn(*args)
+        except TfgradError as err:
+            if fn.misses == misses:
+                raise  # the compiled program itself failed: not a tracing problem
+            self.error = f"{type(err).__name__}: {err}"
+            return None
+        if self.loss is cross_entropy and getattr(prediction := out[-2], "ndim", 0) >= 1:
+            self._classes = (prediction.shape[-1], prediction.dtype.numpy)
+        if amp is None:
+            new_params, new_state, value, prediction, grads = out
+            for k, st in zip(keys, new_state):
+                opt._store(k, tuple(st))
+            grads = dict(zip(names, grads))
+            return dict(zip(names, new_params)), grads, value, prediction, None, False
+        value, prediction, grads = out
+        grads = dict(zip(names, grads))
+        scale = amp.scale
+        grads, found_inf = amp.unscale_and_check(grads)
+        new = params if found_inf else _apply(opt, params, grads)
+        amp.update_scale(found_inf)
+        return new, grads, value, prediction, scale, bool(found_inf)
+
+    def _one_hot(self, targets: Any) -> Any:
+        """Class-index targets of :func:`cross_entropy` as the one-hot table its eager path
+        makes in NumPy (the same values, the same loss), once the classes are known from the
+        first step: traced, the table is three integer ops in the program, each slower than
+        the whole rest of a small step. Out-of-range indices raise as cross_entropy does."""
+        if self._classes is None or not isinstance(targets, tg.Tensor):
+            return targets
+        if targets.dtype.is_floating or targets.dtype.name == "bool":
+            return targets
+        n, dtype = self._classes
+        labels = targets.numpy()
+        if labels.size and (labels.min() < 0 or labels.max() >= n):
+            raise ShapeError(
+                f"cross_entropy: class indices must lie in [0, {n}), got "
+                f"{labels.min()}..{labels.max()}."
+            )
+        return tg.tensor(np.eye(n, dtype=dtype)[labels])
+
+
+def _as_tensor(x: Any) -> Any:
+    return tg.tensor(x) if isinstance(x, np.ndarray) else x
+
+
+def _jit_blocker(model: Module) -> str | None:
+    """Why ``model``'s training step must not be compiled, or None: a module that draws random
+    numbers in its forward (Dropout) would have the first step's draws baked into the program."""
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            if isinstance(value, tg.random.Generator):
+                return (f"module {name or type(module).__name__!r} ({type(module).__name__}) "
+                        f"draws random numbers from its {attr!r} in the forward pass, which a "
+                        "compiled step would repeat every step")  # fmt: skip
+    return None
+
+
 def _check_amp(amp: Any) -> None:
     missing = [m for m in _POLICY_METHODS if not callable(getattr(amp, m, None))]
     if not missing and hasattr(amp, "scale"):
@@ -212,6 +371,7 @@ def fit(
     validation: Iterable | None = None,
     progress: bool = True,
     amp: Any = None,
+    jit: bool | str = "auto",
 ) -> History:
     """Train ``model`` in place (its parameters rebound to new tensors after every step) and
     return the :class:`History`.
@@ -235,6 +395,19 @@ def fit(
     callbacks (a ``tfgrad_widgets.LossScaleWidget`` follows them); the policy keeps the
     whole history (``amp.stability_metrics()``). History's ``loss`` is the unscaled loss.
 
+    ``jit`` compiles the step with :func:`tfgrad.jit` (forward, reverse sweep and, without
+    ``amp``, the optimiser's update, in one program per batch shape): the same ops on the same
+    values, without the tape's and each op's Python overhead. ``"auto"`` (the default) compiles
+    when it can and otherwise trains op by op, warning once why: a model with Dropout (its
+    random draws would be frozen into the program), a forward with Python control flow on
+    tensor values (``if x.item() > 0``; plain Python state in a module's forward is traced as
+    a constant too, so write such models with ``jit=False``). ``True`` raises instead of
+    falling back; ``False`` never compiles. Compiling costs a trace and Taichi's compilation
+    on the first step of each new batch shape (and the second, once the optimiser has state).
+    With ``loss=nn.cross_entropy`` and class-index targets, the compiled step takes the
+    one-hot table made in NumPy, as the eager loss does (after the first step, which tells the
+    number of classes); another loss function gets the indices traced, unchecked.
+
     Cost per step: one forward pass and one reverse sweep, plus the optimiser's few
     elementwise ops per parameter, and reading the loss back (``.item()``). With ``amp``,
     also a cast per matmul input, a multiply per gradient, and each gradient read to the host
@@ -250,6 +423,12 @@ def fit(
     """
     if amp is not None:
         _check_amp(amp)
+    if jit not in (True, False, "auto"):
+        raise OptionError(f"fit: jit must be True, False or 'auto', got {jit!r}.")
+    compiled = _CompiledStep(model, loss, optimizer, amp) if jit else None
+    if compiled is not None and compiled.error is not None and jit is True:
+        raise OptionError(f"fit(jit=True): cannot compile this model's step: {compiled.error}; "
+                          "pass jit=False (or 'auto').")  # fmt: skip
     if int(epochs) < 0:
         raise OptionError(f"fit: epochs must be >= 0, got {epochs}.")
     metrics = dict(metrics or {})
@@ -267,9 +446,23 @@ def fit(
             mean = _Mean()
             batch = -1
             for batch, (inputs, targets) in enumerate(data):
-                params, grads, value, prediction, scale, found_inf = _step(
-                    model, model.state_dict(), inputs, targets, loss, optimizer, amp
-                )
+                out = None if compiled is None else compiled(model.state_dict(), inputs, targets)
+                if out is None and compiled is not None and compiled.error is not None:
+                    if jit is True:
+                        raise TracingError(
+                            f"fit(jit=True): could not compile the training step: "
+                            f"{compiled.error}. Pass jit=False to train op by op."
+                        )
+                    warnings.warn(
+                        f"fit: training op by op, not compiled with tfgrad.jit: "
+                        f"{compiled.error}. Pass jit=False to skip the attempt.",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    compiled = None
+                if out is None:
+                    out = _step(model, model.state_dict(), inputs, targets, loss, optimizer, amp)
+                params, grads, value, prediction, scale, found_inf = out
                 model.load_state_dict(params)
                 step += 1
                 loss_value = value.item()

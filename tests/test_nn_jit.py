@@ -146,6 +146,46 @@ def test_jit_fit_is_the_eager_step_and_repeats_its_bits(digits, cls, kwargs):
     assert (state.get("step") == 10) if cls is nn.Adam else ("momentum_buffer" in state)
 
 
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Linear(64, 16, generator=tg.random.Generator(0))
+        self.act = nn.ReLU()
+        self.head = nn.Linear(16, 10, generator=tg.random.Generator(1))
+
+    def forward(self, x):
+        return self.head(self.act(self.body(x)))
+
+
+def test_fit_again_reuses_the_compiled_step_until_a_module_is_replaced(digits):
+    calls = []
+
+    def loss(prediction, target):
+        calls.append(1)
+        return nn.cross_entropy(prediction, target)
+
+    model = Net()
+    opt = nn.SGD(model.state_dict(), lr=0.05, momentum=0.9)
+    first = nn.fit(model, digits, loss, opt, epochs=1, progress=False, jit=True)
+    traced = len(calls)  # per batch shape and state layout: 3
+    second = nn.fit(model, digits, loss, opt, epochs=1, progress=False, jit=True)
+    assert traced == 3 and len(calls) == traced  # the second fit compiled nothing
+    # one fit of two epochs from the same start: the same steps, bit for bit
+    ref_model = Net()
+    ref = nn.fit(ref_model, digits, loss, nn.SGD(ref_model.state_dict(), lr=0.05, momentum=0.9),
+                 epochs=2, progress=False, jit=True)  # fmt: skip
+    assert first.loss + second.loss == ref.loss
+    for k, v in ref_model.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[k].numpy(), v.numpy())
+    # a replaced module is traced again: the first step's loss is the new forward's
+    model.act = nn.Tanh()
+    x0, y0 = digits[0]
+    want = nn.cross_entropy(model(x0), y0).item()
+    before = len(calls)
+    third = nn.fit(model, digits, loss, opt, epochs=1, progress=False, jit=True)
+    assert len(calls) > before and third.loss[0] == pytest.approx(want, rel=1e-6)
+
+
 def test_jit_fit_in_deterministic_mode_repeats_its_bits(digits):
     det.set_deterministic(True, seed=0)
     try:

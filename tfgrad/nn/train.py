@@ -176,9 +176,9 @@ class _CompiledStep:
         fn = self._programs.get(layout)
         if fn is not None:
             return fn
-        names, lens, n_hyper, scaled = layout
+        names, lens, n_hyper, scaled, flags = layout
         opt, n = self.optimizer, len(names)
-        rule, flags = type(opt)._rule, opt._flags()
+        rule = type(opt)._rule
 
         def sweep(params, inputs, targets, scale):
             objective = self._objective(names, inputs, targets, scale)
@@ -223,13 +223,14 @@ class _CompiledStep:
         if amp is None:
             states = [opt._state_of(k) for k in keys]
             hypers = [opt._hyper(k) for k in keys]
-            layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), False)
+            layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), False,
+                      opt._flags())  # fmt: skip
             dtypes = [p.dtype.numpy for p in params.values()]
             args = [*params.values(), *(t for s in states for t in s),
                     *(scalar(h, d) for hs, d in zip(hypers, dtypes) for h in hs),
                     inputs, targets]  # fmt: skip
         else:
-            layout = (tuple(names), (), 0, True)
+            layout = (tuple(names), (), 0, True, ())
             scale = tg.tensor(np.float32(amp.scale)) if scaled else None
             args = [*params.values(), inputs, targets, scale]
         fn = self._program(layout)
@@ -274,6 +275,25 @@ class _CompiledStep:
                 f"{labels.min()}..{labels.max()}."
             )
         return tg.tensor(np.eye(n, dtype=dtype)[labels])
+
+
+_KEPT_STEPS = 4  # compiled steps an optimiser keeps (one per model, loss and policy it trained)
+
+
+def _compiled_step(model: Module, loss: Callable, optimizer: Optimizer, amp: Any) -> _CompiledStep:
+    """The optimiser's compiled step for this model, loss and policy, made on the first
+    ``fit`` and kept on the optimiser, so that the next ``fit(epochs=1)`` (a notebook's cell
+    run again, an epoch at a time) reuses its traced programs instead of tracing and compiling
+    again. A model whose modules were replaced since gets a new one."""
+    steps: dict = optimizer.__dict__.setdefault("_compiled_steps", {})
+    modules = tuple((name, id(m)) for name, m in model.named_modules())
+    key = (id(model), loss, id(amp), modules)
+    step = steps.get(key)
+    if step is None or step.model is not model or step.amp is not amp:
+        step = steps[key] = _CompiledStep(model, loss, optimizer, amp)
+        while len(steps) > _KEPT_STEPS:
+            del steps[next(iter(steps))]  # the oldest
+    return step
 
 
 def _as_tensor(x: Any) -> Any:
@@ -403,7 +423,9 @@ def fit(
     tensor values (``if x.item() > 0``; plain Python state in a module's forward is traced as
     a constant too, so write such models with ``jit=False``). ``True`` raises instead of
     falling back; ``False`` never compiles. Compiling costs a trace and Taichi's compilation
-    on the first step of each new batch shape (and the second, once the optimiser has state).
+    on the first step of each new batch shape (and the second, once the optimiser has state);
+    the optimiser keeps the programs, so calling ``fit`` again with the same model, loss,
+    optimiser and policy compiles nothing.
     With ``loss=nn.cross_entropy`` and class-index targets, the compiled step takes the
     one-hot table made in NumPy, as the eager loss does (after the first step, which tells the
     number of classes); another loss function gets the indices traced, unchecked.
@@ -425,7 +447,7 @@ def fit(
         _check_amp(amp)
     if jit not in (True, False, "auto"):
         raise OptionError(f"fit: jit must be True, False or 'auto', got {jit!r}.")
-    compiled = _CompiledStep(model, loss, optimizer, amp) if jit else None
+    compiled = _compiled_step(model, loss, optimizer, amp) if jit else None
     if compiled is not None and compiled.error is not None and jit is True:
         raise OptionError(f"fit(jit=True): cannot compile this model's step: {compiled.error}; "
                           "pass jit=False (or 'auto').")  # fmt: skip

@@ -158,6 +158,49 @@ def test_jit_and_the_laplacian_go_through(backend):
     np.testing.assert_allclose(laplacian(on_flat)(flat).numpy(), trace, rtol=1e-10)
 
 
+# (x shape, w shape, stride, padding, dilation): stride 1 from 4 channels (the flipped-kernel
+# input transpose), with padding and dilation per axis, a map wider than WIDE_BELOW, stride 2
+# and one channel (the tap-by-tap adds)
+LAYOUT_CASES = [
+    ((2, 5, 6, 7), (3, 5, 3, 3), 1, 1, 1),
+    ((2, 4, 5, 18), (2, 4, 3, 2), 1, (1, 0), (1, 2)),
+    ((1, 5, 7, 6), (2, 5, 2, 3), 1, (0, 2), (2, 1)),
+    ((1, 4, 4, 4), (2, 4, 2, 2), 1, (1, 1), 1),
+    ((2, 6, 5, 5), (3, 6, 3, 3), 2, 1, 1),
+    ((1, 1, 6, 6), (2, 1, 3, 3), 1, 1, 1),
+]
+
+
+@pytest.mark.parametrize("wide", [True, False], ids=["wide rows", "im2col"])
+@pytest.mark.parametrize("case", LAYOUT_CASES, ids=lambda c: "x".join(map(str, c[0])))
+def test_every_numpy_layout_is_the_definition(case, wide, monkeypatch):
+    # The NumPy kernels pick a layout by shape (stride 1 on narrow maps: "wide rows"; the input
+    # transpose from 4 channels: the flipped-kernel convolution): each layout, forced on shapes
+    # that would take the other, against the loop definition and, for the transposes, the
+    # loop definition of the gradients (every entry, not only the adjoint identity).
+    from tfgrad.backends import numpy_backend as nb
+
+    xs, ws, stride, padding, dilation = case
+    monkeypatch.setattr(nb, "WIDE_BELOW", 10**6 if wide else 0)
+    rng = np.random.default_rng(len(xs) + sum(xs))
+    x, w = rng.uniform(-2, 2, xs), rng.uniform(-2, 2, ws)
+    params = {"stride": stride, "padding": padding, "dilation": dilation}
+    p = _pairs(params)
+    y = conv2d_reference(x, w, **params)
+    g = rng.uniform(-1, 1, size=y.shape)
+    got = nb._conv2d(x, w, p["stride"], p["padding"], p["dilation"])
+    dx = nb._conv2d_input_grad(g, w, x.shape[2:], p["stride"], p["padding"], p["dilation"])
+    dw = nb._conv2d_weight_grad(x, g, w.shape[2:], p["stride"], p["padding"], p["dilation"])
+    np.testing.assert_allclose(got, y, rtol=1e-12, atol=1e-12)
+    # the gradients by their definition: <g, conv(x, w)> is linear in x and in w
+    dx_want = np.array([np.vdot(g, conv2d_reference(e.reshape(xs), w, **params))
+                        for e in np.eye(x.size)]).reshape(xs)  # fmt: skip
+    dw_want = np.array([np.vdot(g, conv2d_reference(x, e.reshape(ws), **params))
+                        for e in np.eye(w.size)]).reshape(ws)  # fmt: skip
+    np.testing.assert_allclose(dx, dx_want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dw, dw_want, rtol=1e-12, atol=1e-12)
+
+
 def test_empty_batches_and_channels(backend):
     y = tg.conv2d(tg.ones((0, 2, 4, 4)), tg.ones((3, 2, 3, 3)))
     assert y.shape == (0, 3, 2, 2)

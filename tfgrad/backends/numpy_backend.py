@@ -205,6 +205,37 @@ def _ordered_matmul(a, b):
 
 
 # ---- Convolution: conv2d and its two transposes (see tfgrad.ops.conv for the math) ----
+# Stride 1 on small maps (OW < WIDE_BELOW) runs on "wide rows": the padded input flattened
+# per channel, so a tap (p, q) reads one contiguous run of OH * Wp elements (output rows at the
+# padded width Wp, the last Wp - OW of each row garbage, cropped after the product) instead of
+# OH runs of OW. At the digits CNN's 8x8 maps that copy is 2.4x faster and the convolution and
+# its weight gradient 0.7-0.8x the im2col's time; at 28x28 the longer product costs more than
+# the copy saves (1.1-1.16x), so wider maps keep im2col. The input transpose at stride 1 is the
+# forward convolution of the gradient with the flipped kernel (0.3-0.7x the tap-by-tap adds
+# from 4 input channels; below, the adds stay: 1.5x at one channel). Measured one thread,
+# `benchmarks/README.md` ("Issue 12 ... the convolutions").
+WIDE_BELOW = 16
+
+
+def _wide_cols(x, kernel_size, padding, dilation):
+    """``(cols, oh, wp)``: stride 1's columns (N, C*KH*KW, OH*Wp) over the padded width."""
+    (ph, pw), (dh, dw) = padding, dilation
+    kh, kw = kernel_size
+    n, c, h, v = x.shape
+    hp, wp = h + 2 * ph, v + 2 * pw
+    oh = hp - dh * (kh - 1)
+    xp = np.zeros((n, c, hp + 1, wp), x.dtype)  # a spare row: the last taps' garbage columns
+    xp[:, :, ph : ph + h, pw : pw + v] = x
+    flat = xp.reshape(n, c, (hp + 1) * wp)
+    run = oh * wp
+    cols = np.empty((n, c, kh, kw, run), x.dtype)
+    for p in range(kh):
+        for q in range(kw):
+            start = p * dh * wp + q * dw
+            cols[:, :, p, q] = flat[:, :, start : start + run]
+    return cols.reshape(n, c * kh * kw, run), oh, wp
+
+
 def _im2col(x, kernel_size, stride, padding, dilation):
     """``x`` (N, C, H, W) as the columns (N, C*KH*KW, OH*OW) of the windows its output
     positions read: ``cols[n, (c, p, q), (i, j)] = x_pad[n, c, i*sh + p*dh, j*sw + q*dw]``
@@ -225,12 +256,16 @@ def _im2col(x, kernel_size, stride, padding, dilation):
 def _conv2d(x, w, stride, padding, dilation):
     # y[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]
     # y[n] = w (O, C*KH*KW) @ cols[n]: one batched product, already NCHW
-    c = _compute_dtype(x.dtype)
-    cols = _im2col(x.astype(c, copy=False), w.shape[2:], stride, padding, dilation)
-    (n, _, h, v), o = x.shape, w.shape[0]
-    out = np.matmul(w.reshape(o, cols.shape[1]).astype(c, copy=False), cols)
+    dtype, c = x.dtype, _compute_dtype(x.dtype)
+    x, (n, _, h, v), o = x.astype(c, copy=False), x.shape, w.shape[0]
+    w2 = w.reshape(o, int(np.prod(w.shape[1:]))).astype(c, copy=False)
     oh, ow = _conv_out(h, v, w.shape[2:], stride, padding, dilation)
-    return out.reshape(n, o, oh, ow).astype(x.dtype, copy=False)
+    if stride == (1, 1) and ow < WIDE_BELOW:
+        cols, _, wp = _wide_cols(x, w.shape[2:], padding, dilation)
+        out = np.matmul(w2, cols).reshape(n, o, oh, wp)[..., :ow]
+        return _copy(out).astype(dtype, copy=False)
+    out = np.matmul(w2, _im2col(x, w.shape[2:], stride, padding, dilation))
+    return out.reshape(n, o, oh, ow).astype(dtype, copy=False)
 
 
 def _conv_out(h, v, kernel_size, stride, padding, dilation):
@@ -241,14 +276,21 @@ def _conv_out(h, v, kernel_size, stride, padding, dilation):
 
 
 def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
+    (ph, pw), (dh, dw) = padding, dilation
+    (n, _, oh, ow), (_, channels, kh, kw) = g.shape, w.shape
+    flipped = ((kh - 1) * dh - ph, (kw - 1) * dw - pw)
+    if stride == (1, 1) and min(flipped) >= 0 and channels >= 4:
+        # dx = g (padded by the kernel's span less the padding) convolved with w flipped in
+        # both taps, its channel axes swapped: the "full" convolution of the gradient
+        wf = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+        return _conv2d(g, wf, stride, flipped, dilation)
     # dx[n, c, h, v] = sum over o, p, q and the (i, j) with i*sh + p*dh - ph = h and
     # j*sw + q*dw - pw = v of g[n, o, i, j] w[o, c, p, q]: one product gives every tap's
     # columns; each tap (p, q) adds its own to the strided window of the padded input it read
     dtype = g.dtype
     c = _compute_dtype(dtype)
     g, w = g.astype(c, copy=False), w.astype(c, copy=False)
-    (ph, pw), (sh, sw), (dh, dw) = padding, stride, dilation
-    (n, _, oh, ow), (_, channels, kh, kw) = g.shape, w.shape
+    sh, sw = stride
     h, v = input_size
     out = np.zeros((n, channels, h + 2 * ph, v + 2 * pw), c)
     # (N, OH, OW, C, KH, KW) -> (N, C, KH, KW, OH, OW)
@@ -264,12 +306,19 @@ def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
 def _conv2d_weight_grad(x, g, kernel_size, stride, padding, dilation):
     # dw[o, c, p, q] = sum_{n, i, j} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] g[n, o, i, j]
     # dw = sum_n g[n] (O, OH*OW) @ cols[n]ᵀ (BLAS reads the transpose in place)
-    c = _compute_dtype(x.dtype)
-    cols = _im2col(x.astype(c, copy=False), kernel_size, stride, padding, dilation)
+    dtype, c = x.dtype, _compute_dtype(x.dtype)
+    x, g = x.astype(c, copy=False), g.astype(c, copy=False)
     n, o, oh, ow = g.shape
-    g3 = g.astype(c, copy=False).reshape(n, o, oh * ow)
+    if stride == (1, 1) and ow < WIDE_BELOW:
+        cols, _, wp = _wide_cols(x, kernel_size, padding, dilation)
+        wide = np.zeros((n, o, oh, wp), c)  # the garbage columns' gradient is 0
+        wide[..., :ow] = g
+        g3 = wide.reshape(n, o, oh * wp)
+    else:
+        cols = _im2col(x, kernel_size, stride, padding, dilation)
+        g3 = g.reshape(n, o, oh * ow)
     out = np.matmul(g3, cols.transpose(0, 2, 1)).sum(axis=0)
-    return out.reshape((o, x.shape[1]) + tuple(kernel_size)).astype(x.dtype, copy=False)
+    return out.reshape((o, x.shape[1]) + tuple(kernel_size)).astype(dtype, copy=False)
 
 
 def _arange(start, step, n, dtype):

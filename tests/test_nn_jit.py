@@ -210,9 +210,36 @@ def test_jit_fit_with_a_loss_scaling_policy_matches_the_eager_step(digits):
 
     eager, w_eager, _, scales_eager = run(False)
     jitted, w_jit, calls, scales_jit = run(True)
-    assert calls == 2  # traced per batch shape; the scale, which changes, is an argument
+    # traced per batch shape and optimiser-state layout; the scale, which changes, and its
+    # reciprocal are arguments
+    assert calls == 3
     assert scales_jit == scales_eager and len(set(scales_jit)) > 1
     np.testing.assert_allclose(jitted.loss, eager.loss, rtol=1e-3)
+    for k in w_eager:
+        np.testing.assert_allclose(w_jit[k], w_eager[k], rtol=1e-2, atol=1e-3)
+
+
+def test_jit_fit_skips_the_steps_whose_gradients_overflow_as_the_eager_step_does(digits):
+    # a scale of 2^24 overflows float16's gradients: the first steps back off and are skipped
+    # (parameters and Adam's state, its step count too, untouched), then training goes on
+    def run(jit):
+        policy = AMPPolicy(AMPConfig(enabled=True, initial_scale=2.0**24, growth_interval=3))
+        seen = []
+        _, w, _, opt = _fit(
+            digits, nn.Adam, dict(lr=0.01), jit=jit, amp=policy,
+            callbacks=lambda step, info: seen.append((info.scale, info.found_inf)),
+        )  # fmt: skip
+        return seen, w, opt, policy.stability_metrics()
+
+    seen_eager, w_eager, opt_eager, m_eager = run(False)
+    seen_jit, w_jit, opt_jit, m_jit = run(True)
+    assert seen_jit == seen_eager  # every step's scale and found_inf (and each epoch's end)
+    assert m_jit.scale_history == m_eager.scale_history
+    assert m_jit.skipped_steps == m_jit.overflow_count == m_eager.skipped_steps
+    assert 0 < m_jit.skipped_steps < m_jit.steps == 10
+    steps = [st.get("step", 0) for st in opt_jit.state.values()]
+    assert steps == [st.get("step", 0) for st in opt_eager.state.values()]
+    assert set(steps) == {m_jit.steps - m_jit.skipped_steps}
     for k in w_eager:
         np.testing.assert_allclose(w_jit[k], w_eager[k], rtol=1e-2, atol=1e-3)
 

@@ -260,10 +260,7 @@ class AMPPolicy:
             return grads, False
         start = self._clock()
         leaves, treedef = tree_flatten(grads)
-        # PyTorch's: the reciprocal in double, rounded to float32 (inf once the scale has
-        # underflowed to 0 after many backoffs: set min_scale to prevent that).
-        with np.errstate(divide="ignore", over="ignore"):
-            inverse = float(np.float32(np.float64(1.0) / np.float64(self._scale)))
+        inverse = self.inverse_scale()
         found_inf = False
         out = []
         for i, g in enumerate(leaves):
@@ -283,6 +280,22 @@ class AMPPolicy:
             self._overflows += 1
         self._spent += time.perf_counter() - start
         return tree_unflatten(treedef, out), found_inf
+
+    def inverse_scale(self) -> float:
+        """The factor :meth:`unscale_and_check` multiplies the gradients by: PyTorch's
+        reciprocal of the scale, in double, rounded to float32 (inf once the scale has
+        underflowed to 0 after many backoffs: set ``min_scale`` to prevent that)."""
+        with np.errstate(divide="ignore", over="ignore"):
+            return float(np.float32(np.float64(1.0) / np.float64(self._scale)))
+
+    def record_check(self, found_inf: bool) -> None:
+        """Count a check that ran elsewhere: ``nn.fit(jit=...)`` unscales and tests the
+        gradients for inf/NaN inside its compiled step (as :meth:`unscale_and_check` would, by
+        :meth:`inverse_scale`) and reports the outcome here, before :meth:`update_scale`. Such
+        steps add only this bookkeeping to ``scaling_seconds``."""
+        self._clock()
+        if found_inf:
+            self._overflows += 1
 
     def update_scale(self, found_inf: bool) -> float:
         """End the step: back off on ``found_inf`` (the step was skipped), else count a clean

@@ -145,10 +145,14 @@ class _CompiledStep:
     and optimiser-state layout, then run with no tape and no per-op Python dispatch.
 
     Without ``amp`` one program does all of it: forward, reverse sweep and the optimiser's rule
-    for every parameter (``Optimizer._rule``, hyperparameters passed as 0-d tensors). With
-    ``amp`` the program is the forward under autocast and the sweep of the loss times the scale,
-    which is a tensor argument (it changes between steps); unscaling, the inf/NaN check (a read
-    to the host, which decides in Python whether to step) and the optimiser step stay outside.
+    for every parameter (``Optimizer._rule``, hyperparameters passed as 0-d tensors). With a
+    :class:`tfgrad.amp.AMPPolicy` (a policy with ``inverse_scale`` and ``record_check``) the
+    program also scales the loss, unscales the gradients and computes the update; the scale
+    and its reciprocal are tensor arguments (they change between steps), and one 0-d result
+    tells whether any scaled gradient held inf/NaN (the sum of every gradient times 0: NaN
+    exactly then), read to the host, where a found inf drops the update and the optimiser's
+    new state, so the step is skipped as ``GradScaler`` skips it. Any other policy gets the
+    forward and the scaled sweep compiled, its own unscaling and the optimiser step outside.
     Calls take positional tensors only (the jit's fast path). ``error`` holds why the step could
     not be compiled (then the caller steps eagerly)."""
 
@@ -159,6 +163,9 @@ class _CompiledStep:
             self.error = f"{type(optimizer).__name__} does not write its update as a _rule"
         self._programs: dict[tuple, Any] = {}  # layout -> tg.jit function
         self._classes: tuple | None = None  # cross_entropy's (classes, logits dtype), once seen
+        self._fused_amp = callable(getattr(amp, "inverse_scale", None)) and callable(
+            getattr(amp, "record_check", None)
+        )
 
     def _objective(self, names: list[str], inputs, targets, scale=None) -> Callable:
         model, loss, amp = self.model, self.loss, self.amp
@@ -176,7 +183,7 @@ class _CompiledStep:
         fn = self._programs.get(layout)
         if fn is not None:
             return fn
-        names, lens, n_hyper, scaled, flags = layout
+        names, lens, n_hyper, kind, flags = layout
         opt, n = self.optimizer, len(names)
         rule = type(opt)._rule
 
@@ -187,9 +194,16 @@ class _CompiledStep:
                 raise TracingError("fit(jit=...): a parameter got no gradient (None)")
             return value, prediction, list(grads)
 
-        def train_step(*args):  # params, state, hyper, inputs, targets
+        def train_step(*args):  # params, state, hyper, inputs, targets[, scale, inverse]
             params, rest = list(args[:n]), args[n:]
-            value, prediction, grads = sweep(params, rest[-2], rest[-1], None)
+            scale = inverse = None
+            if kind == "amp":
+                rest, (scale, inverse) = rest[:-2], rest[-2:]
+            value, prediction, grads = sweep(params, rest[-2], rest[-1], scale)
+            if kind == "amp":  # what AMPPolicy.unscale_and_check computes, in the program
+                nonfinite = sum(tg.sum(g * 0.0) for g in grads)  # NaN iff any inf/NaN
+                grads = [tg.multiply(g if g.dtype.itemsize >= 4 else tg.astype(g, "float32"),
+                                     inverse) for g in grads]  # fmt: skip
             new_params, new_state, at = [], [], 0
             hyper = rest[sum(lens) : len(rest) - 2]
             for i, (p, g) in enumerate(zip(params, grads)):
@@ -198,12 +212,14 @@ class _CompiledStep:
                 new_p, st = rule(flags, p, g, state, tuple(hyper[i * n_hyper : (i + 1) * n_hyper]))
                 new_params.append(new_p)
                 new_state.append(list(st))
+            if kind == "amp":
+                return new_params, new_state, value, prediction, grads, nonfinite
             return new_params, new_state, value, prediction, grads
 
         def scaled_sweep(*args):  # params, inputs, targets, scale
             return sweep(list(args[:n]), args[n], args[n + 1], args[n + 2])
 
-        fn = tg.jit(scaled_sweep if scaled else train_step)
+        fn = tg.jit(scaled_sweep if kind == "scaled" else train_step)
         self._programs[layout] = fn
         return fn
 
@@ -220,17 +236,21 @@ class _CompiledStep:
             return None  # not what the optimiser was made with: the eager step says why
         inputs, targets = _as_tensor(inputs), self._one_hot(_as_tensor(targets))
         scaled = amp is not None and getattr(getattr(amp, "config", None), "enabled", True)
-        if amp is None:
+        kind = "plain" if amp is None else "amp" if scaled and self._fused_amp else "scaled"
+        if kind != "scaled":
             states = [opt._state_of(k) for k in keys]
             hypers = [opt._hyper(k) for k in keys]
-            layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), False,
+            layout = (tuple(names), tuple(len(s) for s in states), len(hypers[0]), kind,
                       opt._flags())  # fmt: skip
             dtypes = [p.dtype.numpy for p in params.values()]
             args = [*params.values(), *(t for s in states for t in s),
                     *(scalar(h, d) for hs, d in zip(hypers, dtypes) for h in hs),
                     inputs, targets]  # fmt: skip
+            if kind == "amp":
+                scale = amp.scale
+                args += [tg.tensor(np.float32(scale)), tg.tensor(np.float32(amp.inverse_scale()))]
         else:
-            layout = (tuple(names), (), 0, True, ())
+            layout = (tuple(names), (), 0, kind, ())
             scale = tg.tensor(np.float32(amp.scale)) if scaled else None
             args = [*params.values(), inputs, targets, scale]
         fn = self._program(layout)
@@ -242,14 +262,25 @@ class _CompiledStep:
                 raise  # the compiled program itself failed: not a tracing problem
             self.error = f"{type(err).__name__}: {err}"
             return None
-        if self.loss is cross_entropy and getattr(prediction := out[-2], "ndim", 0) >= 1:
+        prediction = out[3] if kind != "scaled" else out[1]
+        if self.loss is cross_entropy and getattr(prediction, "ndim", 0) >= 1:
             self._classes = (prediction.shape[-1], prediction.dtype.numpy)
-        if amp is None:
+        if kind == "plain":
             new_params, new_state, value, prediction, grads = out
             for k, st in zip(keys, new_state):
                 opt._store(k, tuple(st))
             grads = dict(zip(names, grads))
             return dict(zip(names, new_params)), grads, value, prediction, None, False
+        if kind == "amp":
+            new_params, new_state, value, prediction, grads, nonfinite = out
+            found_inf = bool(np.isnan(nonfinite.item()))
+            amp.record_check(found_inf)
+            if not found_inf:  # GradScaler.step: a skipped step moves neither params nor state
+                for k, st in zip(keys, new_state):
+                    opt._store(k, tuple(st))
+            amp.update_scale(found_inf)
+            new = params if found_inf else dict(zip(names, new_params))
+            return new, dict(zip(names, grads)), value, prediction, scale, found_inf
         value, prediction, grads = out
         grads = dict(zip(names, grads))
         scale = amp.scale
@@ -432,8 +463,9 @@ def fit(
 
     Cost per step: one forward pass and one reverse sweep, plus the optimiser's few
     elementwise ops per parameter, and reading the loss back (``.item()``). With ``amp``,
-    also a cast per matmul input, a multiply per gradient, and each gradient read to the host
-    once (the inf/NaN check).
+    also a cast per matmul input, a multiply per gradient, and the inf/NaN check: each
+    gradient read to the host once, or, compiled, one 0-d flag (the program unscales, checks
+    and computes the update; a step found with inf/NaN drops it).
 
     >>> import tfgrad as tg, tfgrad.nn as nn
     >>> x, y = nn.make_moons(64, generator=tg.random.Generator(1))

@@ -115,6 +115,11 @@ def test_training_epoch_cells(training):
         compiled = _training_cell(record, "tfgrad", model, "float32 (nn.fit, jit)")  # tg.jit
         np.testing.assert_allclose(compiled["warmup_losses"], f32["warmup_losses"], rtol=1e-6)
         np.testing.assert_allclose(compiled["last_losses"], f32["last_losses"], rtol=1e-6)
+        for mode in ("float16", "bfloat16"):  # fit(jit, amp=AMPPolicy): the hand loop's losses
+            hand = _training_cell(record, "tfgrad", model, mode)
+            fused = _training_cell(record, "tfgrad", model, f"{mode} (nn.fit, jit)")
+            np.testing.assert_allclose(fused["warmup_losses"], hand["warmup_losses"], rtol=1e-3)
+            np.testing.assert_allclose(fused["last_losses"], hand["last_losses"], rtol=1e-3)
         for mode in ("float32", "float16", "bfloat16"):
             cell = _training_cell(record, "tfgrad", model, mode)
             assert cell["steps"] == 2 and len(cell["epochs_s"]) == 1

@@ -237,3 +237,42 @@ def test_half_products_run_float32_blas_rounded_once(auto_and_taichi, dtype):
             assert auto.implementation(op) == "taichi"
             want = taichi.run(op, *args, **params)
             np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16))
+
+
+@pytest.mark.parametrize("forced", [True, False], ids=["taichi casts", "numpy casts"])
+def test_float16_products_convert_on_taichi_with_numpys_bits(auto_and_taichi, forced, monkeypatch):
+    # Large float16 products convert their operands and result on Taichi's cast kernel (NumPy's
+    # float16 casts are ~35x slower on subnormal and overflowing values); the bits are the
+    # reference backend's (widen, float32 function, round once), at results in float16's
+    # subnormal range, overflowing, zero and normal, forced both ways on small shapes.
+    from tfgrad.backends.taichi import backend as taichi_backend
+
+    auto, _ = auto_and_taichi
+    monkeypatch.setattr(taichi_backend, "CAST_ON_TAICHI", 0 if forced else 10**12)
+    rng = np.random.default_rng(9)
+    a = (rng.normal(size=(8, 16)) * 2.0 ** rng.integers(-14, 9, (8, 16))).astype(F16)
+    b = (rng.normal(size=(16, 6)) * 2.0 ** rng.integers(-14, 9, (16, 6))).astype(F16)
+    a[0], a[1], b[:, 0] = 300.0, 0.0, 300.0  # overflow to inf; a zero row
+    x = (rng.normal(size=(2, 5, 6, 6)) * 1e-3).astype(F16)  # products in the subnormal range
+    w = (rng.normal(size=(4, 5, 3, 3)) * 1e-2).astype(F16)
+    g = (rng.normal(size=(2, 4, 6, 6)) * 1e-3).astype(F16)
+    conv = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1)}
+    cases = {
+        "matmul": ((a, b), {}),
+        "conv2d": ((x, w), conv),
+        "conv2d_input_grad": ((g, w), {"input_size": (6, 6), **conv}),
+        "conv2d_weight_grad": ((x, g), {"kernel_size": (3, 3), **conv}),
+    }
+    reference = NumpyBackend()
+    subnormal = 0
+    for op, (args, params) in cases.items():
+        got = auto.run(op, *args, **params)
+        assert auto.implementation(op) == "blas" and got.dtype == F16
+        with np.errstate(all="ignore"):
+            want = reference.run(op, *args, **params)
+        np.testing.assert_array_equal(got.view(np.uint16), want.view(np.uint16), err_msg=op)
+        bits = got.view(np.uint16) & 0x7FFF
+        subnormal += int(((bits > 0) & (bits < 0x0400)).sum())
+    assert subnormal > 50  # the slow values of NumPy's casts were there
+    product = auto.run("matmul", a, b)
+    assert np.isinf(product[0, 0]) and (product[1] == 0).all()

@@ -11,7 +11,9 @@ Three implementations exist on the CPU:
   (exact), runs the float32 function and rounds the result once to its dtype (to nearest,
   ties to even; float16 overflows to inf): the Taichi kernels' "float32 accumulation, one
   rounding", but summed in BLAS's order, so a result may differ from the kernel's by one half
-  ulp (benchmarks/README.md, "Half-precision dispatch");
+  ulp (benchmarks/README.md, "Half-precision dispatch"); large float16 operands and results
+  are converted by Taichi's cast kernel, as fast on subnormals as on normal values (NumPy's
+  float16 casts are not: ``TaichiBackend._float16_blas``);
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
   Taichi launch from Python costs more than the work. In float16/bfloat16 the reference

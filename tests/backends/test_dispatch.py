@@ -276,3 +276,24 @@ def test_float16_products_convert_on_taichi_with_numpys_bits(auto_and_taichi, fo
     assert subnormal > 50  # the slow values of NumPy's casts were there
     product = auto.run("matmul", a, b)
     assert np.isinf(product[0, 0]) and (product[1] == 0).all()
+
+
+def test_compiled_float16_products_take_the_same_route(auto_and_taichi, monkeypatch):
+    # tfgrad.jit resolves its steps through kernel_for: a float16 product there is the same
+    # function as the eager run (Taichi's casts around BLAS), with the same bits
+    from tfgrad.backends.taichi import backend as taichi_backend
+
+    auto, _ = auto_and_taichi
+    monkeypatch.setattr(taichi_backend, "CAST_ON_TAICHI", 0)
+    rng = np.random.default_rng(10)
+    a, b = (rng.normal(size=(6, 9)) * 1e-4).astype(F16), rng.normal(size=(9, 4)).astype(F16)
+    calls = []
+    route = auto._float16_blas
+    monkeypatch.setattr(auto, "_float16_blas", lambda *args: calls.append(1) or route(*args))
+    fn, implementation = auto.kernel_for("matmul", a, b)
+    assert implementation == "blas"
+    with np.errstate(all="ignore"):
+        want = NumpyBackend().run("matmul", a, b)
+    np.testing.assert_array_equal(fn(a, b).view(np.uint16), want.view(np.uint16))
+    np.testing.assert_array_equal(auto.run("matmul", a, b).view(np.uint16), want.view(np.uint16))
+    assert len(calls) == 2  # the compiled step and the eager run, both on the Taichi casts

@@ -207,6 +207,9 @@ class TaichiBackend(Buffers):
         out = self._reference.run(op, *wide, **params)
         return convert(np.asarray(out), FLOAT16)
 
+    def _float16_blas_of(self, op: base.OpInfo, params: dict, *bufs: Any) -> np.ndarray:
+        return self._float16_blas(op, bufs, params)  # kernel_for's fn(*bufs)
+
     def _plan(self, op: base.OpInfo | str, dtype: np.dtype) -> tuple[int, str, Any]:
         """``(below, name, ufunc)``: ``op`` on ``dtype`` arrays of fewer than ``below`` elements
         is exactly the reference backend's ufunc on them (in float16/bfloat16 its function for
@@ -238,6 +241,8 @@ class TaichiBackend(Buffers):
         op, entry = KERNELS.find(op)
         table = self.policy.table
         chosen = self.policy.choose(op, bufs, params, indices_checked) if table else TAICHI
+        if chosen == BLAS and bufs and bufs[0].dtype == FLOAT16:
+            return partial(self._float16_blas_of, op, params), chosen
         if chosen != TAICHI:
             return self._reference.kernel_for(op, *bufs, **params)[0], chosen
         return partial(entry, self, op, **params), TAICHI

@@ -580,33 +580,29 @@ def goals(record) -> list[dict]:
                 base = _cell(record, "tfgrad", model, "float32" + suffix)
                 if slow is None or base is None:
                     continue
-                speed = slow["median_epoch_s"] / base["median_epoch_s"]
-                rows.append(
-                    {
-                        "goal": f"{model} {mode}{suffix}: epoch no slower than float32 (<= 1.0x)",
-                        "value": speed,
-                        "met": speed <= 1.0,
-                        "text": f"{speed:.2f}x ({slow['median_epoch_s'] * 1e3:.0f} vs "
-                        f"{base['median_epoch_s'] * 1e3:.0f} ms)",
-                    }
-                )
+                goal = f"{model} {mode}{suffix}: epoch no slower than float32 (<= 1.0x)"
+                rows.append(_epoch_ratio(goal, slow, base, 1.0))
         fits = [f"{m} (nn.fit, jit)" for m in MODES]
         for mode in (*MODES, *fits):  # the compiled fit: the same epoch
             ours = _cell(record, "tfgrad", model, mode)
             theirs = _cell(record, "torch", model, mode.split(" ")[0])
             if ours is None or theirs is None:
                 continue
-            ratio = ours["median_epoch_s"] / theirs["median_epoch_s"]
-            rows.append(
-                {
-                    "goal": f"{model} {mode}: tfgrad epoch <= 1.5x PyTorch's",
-                    "value": ratio,
-                    "met": ratio <= 1.5,
-                    "text": f"{ratio:.2f}x ({ours['median_epoch_s'] * 1e3:.0f} vs "
-                    f"{theirs['median_epoch_s'] * 1e3:.0f} ms)",
-                }
-            )
+            goal = f"{model} {mode}: tfgrad epoch <= 1.5x PyTorch's"
+            rows.append(_epoch_ratio(goal, ours, theirs, 1.5))
     return rows
+
+
+def _epoch_ratio(goal: str, cell: dict, against: dict, limit: float) -> dict:
+    """A goal row: ``cell``'s median epoch over ``against``'s, met at most ``limit``."""
+    ratio = cell["median_epoch_s"] / against["median_epoch_s"]
+    return {
+        "goal": goal,
+        "value": ratio,
+        "met": ratio <= limit,
+        "text": f"{ratio:.2f}x ({cell['median_epoch_s'] * 1e3:.0f} vs "
+        f"{against['median_epoch_s'] * 1e3:.0f} ms)",
+    }
 
 
 def report(record) -> str:

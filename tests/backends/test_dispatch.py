@@ -202,6 +202,17 @@ def _rounded_once(exact, dtype):
         return exact.astype(dtype)
 
 
+def _linalg_cases(a, b, x, w, g, conv):
+    """The linear-algebra family's four ops: ``a @ b``, conv2d of ``x`` by ``w`` and its two
+    transposes at the output gradient ``g``: {op: (args, params)}."""
+    return {
+        "matmul": ((a, b), {}),
+        "conv2d": ((x, w), conv),
+        "conv2d_input_grad": ((g, w), {"input_size": x.shape[2:], **conv}),
+        "conv2d_weight_grad": ((x, g), {"kernel_size": w.shape[2:], **conv}),
+    }
+
+
 @pytest.mark.parametrize("dtype", HALVES, ids=str)
 def test_half_products_run_float32_blas_rounded_once(auto_and_taichi, dtype):
     auto, taichi = auto_and_taichi
@@ -214,12 +225,7 @@ def test_half_products_run_float32_blas_rounded_once(auto_and_taichi, dtype):
     w = rng.normal(size=(4, 3, 3, 2)).astype(dtype)
     conv = {"stride": (2, 1), "padding": (1, 0), "dilation": (1, 2)}
     g = rng.normal(size=(2, 4, 3, 3)).astype(dtype)
-    cases = {
-        "matmul": ((a, b), {}),
-        "conv2d": ((x, w), conv),
-        "conv2d_input_grad": ((g, w), {"input_size": (6, 5), **conv}),
-        "conv2d_weight_grad": ((x, g), {"kernel_size": (3, 2), **conv}),
-    }
+    cases = _linalg_cases(a, b, x, w, g, conv)
     f64 = NumpyBackend()
     for op, (args, params) in cases.items():
         got = auto.run(op, *args, **params)
@@ -257,12 +263,7 @@ def test_float16_products_convert_on_taichi_with_numpys_bits(auto_and_taichi, fo
     w = (rng.normal(size=(4, 5, 3, 3)) * 1e-2).astype(F16)
     g = (rng.normal(size=(2, 4, 6, 6)) * 1e-3).astype(F16)
     conv = {"stride": (1, 1), "padding": (1, 1), "dilation": (1, 1)}
-    cases = {
-        "matmul": ((a, b), {}),
-        "conv2d": ((x, w), conv),
-        "conv2d_input_grad": ((g, w), {"input_size": (6, 6), **conv}),
-        "conv2d_weight_grad": ((x, g), {"kernel_size": (3, 3), **conv}),
-    }
+    cases = _linalg_cases(a, b, x, w, g, conv)
     reference = NumpyBackend()
     subnormal = 0
     for op, (args, params) in cases.items():

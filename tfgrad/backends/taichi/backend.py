@@ -178,7 +178,7 @@ class TaichiBackend(Buffers):
         self._last[op.name] = chosen
         if chosen != TAICHI:  # "numpy" and "blas" both run the reference backend's function
             if chosen == BLAS and bufs[0].dtype == FLOAT16:
-                return self._float16_blas(op, bufs, params)
+                return self._float16_blas(op, params, *bufs)
             out = self._reference.run(op, *bufs, **params)
             # NumPy returns a scalar for a 0-d result; buffers are always C-contiguous arrays
             return out if type(out) is np.ndarray else np.asarray(out)
@@ -186,7 +186,7 @@ class TaichiBackend(Buffers):
             self.check_runtime()
         return entry(self, op, *bufs, **params)
 
-    def _float16_blas(self, op: base.OpInfo, bufs: tuple, params: dict) -> np.ndarray:
+    def _float16_blas(self, op: base.OpInfo, params: dict, *bufs: Any) -> np.ndarray:
         """A float16 product or convolution on BLAS, as the reference backend runs it (widen to
         float32, the float32 function, round once), the two conversions on Taichi's cast
         kernel: NumPy's float16 casts take a slow path for values in float16's subnormal range
@@ -206,9 +206,6 @@ class TaichiBackend(Buffers):
         wide = [convert(b, FLOAT32) if b.dtype == FLOAT16 else b for b in bufs]
         out = self._reference.run(op, *wide, **params)
         return convert(np.asarray(out), FLOAT16)
-
-    def _float16_blas_of(self, op: base.OpInfo, params: dict, *bufs: Any) -> np.ndarray:
-        return self._float16_blas(op, bufs, params)  # kernel_for's fn(*bufs)
 
     def _plan(self, op: base.OpInfo | str, dtype: np.dtype) -> tuple[int, str, Any]:
         """``(below, name, ufunc)``: ``op`` on ``dtype`` arrays of fewer than ``below`` elements
@@ -242,7 +239,7 @@ class TaichiBackend(Buffers):
         table = self.policy.table
         chosen = self.policy.choose(op, bufs, params, indices_checked) if table else TAICHI
         if chosen == BLAS and bufs and bufs[0].dtype == FLOAT16:
-            return partial(self._float16_blas_of, op, params), chosen
+            return partial(self._float16_blas, op, params), chosen
         if chosen != TAICHI:
             return self._reference.kernel_for(op, *bufs, **params)[0], chosen
         return partial(entry, self, op, **params), TAICHI

@@ -38,15 +38,20 @@ CELLS_JS = """() => {
   });
 }"""
 
+# Each command gets a number and only the latest one writes its result: a run-all that
+# re-executes a cell cancels that cell's earlier execution, whose promise then settles false,
+# and must not be read as the run-all's own result.
 RUN_JS = """([command, index]) => {
   const app = window.jupyterapp;
   const w = app.shell.currentWidget;
+  const id = window.__tfgradRunId = (window.__tfgradRunId || 0) + 1;
   window.__tfgradRun = undefined;
   app.shell.activateById(w.id);
   if (index !== null) w.content.activeCellIndex = index;
+  const settle = (result) => { if (window.__tfgradRunId === id) window.__tfgradRun = result; };
   app.commands.execute(command).then(
-    ok => { window.__tfgradRun = ok === false ? 'failed' : 'ok'; },
-    err => { window.__tfgradRun = 'error: ' + err; });
+    ok => settle(ok === false ? 'failed' : 'ok'),
+    err => settle('error: ' + err));
 }"""
 
 KERNEL_IDLE_JS = """() => {
@@ -140,7 +145,11 @@ def time_to_first_frame(page, index: int, selector: str) -> float:
     }""", selector)  # fmt: skip
     page.evaluate(RUN_JS, ["notebook:run-cell", index])
     page.wait_for_function("() => window.__t1 !== undefined", timeout=RUN_S * 1000)
+    # The kernel can report idle before the cell's reply settles the command: wait for both.
+    page.wait_for_function("() => window.__tfgradRun !== undefined", timeout=RUN_S * 1000)
     page.wait_for_function(KERNEL_IDLE_JS, timeout=RUN_S * 1000)
+    result = page.evaluate("() => window.__tfgradRun")
+    assert result == "ok", f"notebook:run-cell {index}: {result}"
     return page.evaluate("() => (window.__t1 - window.__t0) / 1000")
 
 

@@ -127,6 +127,25 @@ class Tensor:
 
     __hash__ = object.__hash__  # == is elementwise, so hash by identity
 
+    # ---- Copying and pickling ----
+    # Immutable, so a copy may be the tensor itself; a pickle holds the values and the dtype
+    # and loads onto the backend current at load time (a checkpoint made on a GPU loads on a
+    # CPU). A tensor being differentiated (a tracer) is not a value to save.
+    def __copy__(self) -> Tensor:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Tensor:
+        return self
+
+    def __reduce__(self):
+        if type(self) is not Tensor:
+            raise TfgradError(
+                f"cannot pickle a {type(self).__name__} (a tensor being differentiated, shape "
+                f"{self._shape}); save the values outside the transformation, or "
+                "tfgrad.stop_gradient(x) of them."
+            )
+        return tensor, (self._backend.to_numpy(self._data), self._dtype.name)
+
     def __setitem__(self, key, value):
         raise TfgradError(
             "Tensors are immutable; build a new one instead, e.g. "

@@ -351,6 +351,66 @@ class AMPPolicy:
         cfg = self.config
         return autocast(cfg.target_dtype, enabled=cfg.enabled, allow=cfg.allow, deny=cfg.deny)
 
+    # ---- Checkpoints ----
+    def state_dict(self) -> dict[str, Any]:
+        """The policy as plain data, to save with the model and optimiser and resume with
+        :meth:`load_state_dict`: the scale, the clean-step count (``GradScaler.state_dict``'s
+        ``scale`` and ``_growth_tracker``), the config's fields, the counters and the scale
+        history (a resumed run's :meth:`stability_metrics` and its widget show the whole
+        run). Times are not kept: they belong to the process that measured them."""
+        cfg = self.config
+        return {
+            "scale": float(self._scale),
+            "growth_tracker": self._tracker,
+            "config": {f: getattr(cfg, f) for f in cfg.__dataclass_fields__},
+            "overflow_count": self._overflows,
+            "skipped_steps": self._skipped,
+            "growth_events": self._growths,
+            "backoff_events": self._backoffs,
+            "scale_history": [
+                (r.step, r.scale, r.found_inf, r.skipped, r.next_scale) for r in self._history
+            ],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> AMPPolicy:
+        """Resume from :meth:`state_dict`: its config (checked as :class:`AMPConfig` checks
+        one), scale, clean-step count, counters and history; returns ``self``. A failed load
+        changes nothing."""
+        counters = ("overflow_count", "skipped_steps", "growth_events", "backoff_events")
+        expected = {"scale", "growth_tracker", "config", "scale_history", *counters}
+        if not isinstance(state, dict) or set(state) != expected:
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise AMPConfigError(
+                f"AMPPolicy.load_state_dict: expected the keys {sorted(expected)} of "
+                f"AMPPolicy.state_dict(), got {got}."
+            )
+        config = AMPConfig(**state["config"])
+        scale = np.float32(_number(state["scale"], "scale"))
+        if not (0 <= scale <= FLOAT32_MAX):
+            raise AMPConfigError(
+                f"AMPPolicy.load_state_dict: scale must be finite and >= 0, got {scale}."
+            )
+        numbers = [state["growth_tracker"], *(state[c] for c in counters)]
+        if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0
+               for n in numbers):  # fmt: skip
+            raise AMPConfigError(
+                f"AMPPolicy.load_state_dict: growth_tracker and {', '.join(counters)} are counts "
+                f">= 0, got {numbers}."
+            )
+        try:
+            history = [ScaleRecord(int(i), float(s), bool(f), bool(k), float(n))
+                       for i, s, f, k, n in state["scale_history"]]  # fmt: skip
+        except (TypeError, ValueError):
+            raise AMPConfigError(
+                "AMPPolicy.load_state_dict: scale_history must hold (step, scale, found_inf, "
+                "skipped, next_scale) rows, as state_dict() writes them."
+            ) from None
+        self.config, self._scale, self._history = config, scale, history
+        self._tracker, self._overflows, self._skipped, self._growths, self._backoffs = map(
+            int, numbers
+        )
+        return self
+
     # ---- What it has seen ----
     def stability_metrics(self) -> StabilityMetrics:
         """A snapshot of the scale, its counters, its history and the time it cost."""

@@ -19,6 +19,9 @@ does not (there the ops' own dispatch is cheaper than a program's call): the sam
 same values either way, so the same results. Under a ``grad`` or tape of the step the rule
 runs op by op and is differentiated. ``nn.fit(jit=...)`` compiles the update into its step.
 
+:meth:`Optimizer.state_dict` and :meth:`Optimizer.load_state_dict` save and restore the state
+and hyperparameters in PyTorch's layout, so a checkpoint resumes a run bit for bit.
+
 >>> import tfgrad as tg, tfgrad.nn as nn
 >>> opt = nn.SGD({"w": tg.tensor([1.0])}, lr=0.5)
 >>> opt.step({"w": tg.tensor([1.0])}, {"w": tg.tensor([2.0])})["w"].numpy()
@@ -35,7 +38,7 @@ import numpy as np
 import tfgrad as tg
 from tfgrad.errors import OptionError, ShapeError
 
-from .module import Module
+from .module import Module, StateDictError
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW"]
 
@@ -109,6 +112,76 @@ class Optimizer:
                 )
             new.append(p if g is None else self._update(k, p, g, flags))
         return dict(zip(keys, new)) if self._mapping else type(params)(new)
+
+    # ---- Checkpoints ----
+    _HYPER: tuple[str, ...] = ("lr",)  # the constructor's hyperparameters, saved by name
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimiser's state as PyTorch lays it out: ``{"state": {key: {"exp_avg": tensor,
+        ..., "step": int}}, "param_groups": [{"lr": ..., ..., "params": [key, ...]}]}`` (one
+        group), ``key`` a parameter's name or index. Parameters not yet stepped have no entry.
+        A snapshot (tensors are immutable); it pickles, with the model's
+        :meth:`~Module.state_dict`, into a checkpoint that :meth:`load_state_dict` resumes
+        bit for bit."""
+        group = {name: getattr(self, name) for name in self._HYPER}
+        group["params"] = list(self._shapes)
+        state = {k: dict(st) for k, st in self.state.items() if st}
+        return {"state": state, "param_groups": [group]}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> Optimizer:
+        """Take the state and hyperparameters of :meth:`state_dict` (of an optimiser of this
+        kind over parameters of these names and shapes); returns ``self``. Everything is
+        checked before anything changes: a failed load leaves the optimiser as it was."""
+        name = type(self).__name__
+        try:
+            (group,) = state_dict["param_groups"]
+            entries = state_dict["state"]
+            keys = list(group["params"])
+        except (KeyError, TypeError, ValueError):
+            raise StateDictError(
+                f"{name}.load_state_dict: expected {{'state': ..., 'param_groups': [one group]}} "
+                f"as {name}.state_dict() returns, got {type(state_dict).__name__} with keys "
+                f"{list(state_dict) if isinstance(state_dict, Mapping) else '?'}."
+            ) from None
+        hyper = {k: v for k, v in group.items() if k != "params"}
+        same = set if self._mapping else list
+        if same(keys) != same(self._shapes) or set(hyper) != set(self._HYPER):
+            raise StateDictError(
+                f"{name}.load_state_dict: this optimiser has parameters {list(self._shapes)} and "
+                f"hyperparameters {list(self._HYPER)}; the state has parameters {keys} and "
+                f"{sorted(hyper)} (saved from another model or another kind of optimiser?)."
+            )
+        type(self)({"check": tg.zeros((1,))}, **hyper)  # the constructor's checks of the values
+        names = set(self._STATE) | ({"step"} if self._COUNTS_STEPS else set())
+        new: dict[Any, dict[str, Any]] = {k: {} for k in self._shapes}
+        for key, entry in entries.items():
+            if key not in new or (entry and set(entry) != names):
+                raise StateDictError(
+                    f"{name}.load_state_dict: state entry {key!r} holds {sorted(entry)}; "
+                    f"{name} keeps {sorted(names)} for each of {list(self._shapes)}."
+                )
+            shape = self._shapes[key][0]
+            for field, value in entry.items():
+                if field == "step":
+                    count = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+                    if not count or value < 0:
+                        raise StateDictError(
+                            f"{name}.load_state_dict: {key!r}'s step must be a count >= 0, got "
+                            f"{value!r}."
+                        )
+                    new[key][field] = int(value)
+                    continue
+                value = value if isinstance(value, tg.Tensor) else tg.tensor(np.asarray(value))
+                if value.shape != shape or not value.dtype.is_floating:
+                    raise ShapeError(
+                        f"{name}.load_state_dict: {key!r}'s {field} must be a floating array "
+                        f"of the parameter's shape {shape}, got {value.shape} {value.dtype.name}."
+                    )
+                new[key][field] = value
+        for k, v in hyper.items():
+            setattr(self, k, tuple(map(float, v)) if isinstance(v, (tuple, list)) else v)
+        self.state = new
+        return self
 
     # ---- One parameter ----
     def _flags(self) -> tuple:
@@ -226,6 +299,7 @@ class SGD(Optimizer):
         self.momentum, self.nesterov, self.weight_decay = float(momentum), nesterov, weight_decay
 
     _STATE = ("momentum_buffer",)
+    _HYPER = ("lr", "momentum", "nesterov", "weight_decay")
 
     def _flags(self):
         return (bool(self.weight_decay), bool(self.momentum), self.nesterov)
@@ -278,6 +352,7 @@ class Adam(Optimizer):
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), eps, weight_decay
 
     _STATE = ("exp_avg", "exp_avg_sq")
+    _HYPER = ("lr", "betas", "eps", "weight_decay")
 
     _COUNTS_STEPS = True
 

@@ -318,7 +318,8 @@ def _compiled_step(model: Module, loss: Callable, optimizer: Optimizer, amp: Any
     again. A model whose modules were replaced since gets a new one."""
     steps: dict = optimizer.__dict__.setdefault("_compiled_steps", {})
     modules = tuple((name, id(m)) for name, m in model.named_modules())
-    key = (id(model), loss, id(amp), modules)
+    # the policy's config too: load_state_dict may give the same policy another dtype or lists
+    key = (id(model), loss, id(amp), getattr(amp, "config", None), modules)
     step = steps.get(key)
     if step is None or step.model is not model or step.amp is not amp:
         step = steps[key] = _CompiledStep(model, loss, optimizer, amp)

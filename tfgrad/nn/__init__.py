@@ -16,7 +16,10 @@ The design, for immutable tensors and a functional gradient:
   tape over the parameter tensors). Nothing accumulates, so there is no ``zero_grad``.
 - An optimiser turns parameters and gradients into new parameters:
   ``new = opt.step(params, grads)``, with PyTorch's update rules, keeping its own state
-  (momentum, moments) per parameter name.
+  (momentum, moments) per parameter name. A learning-rate schedule (:class:`StepLR`, ...)
+  sets the optimiser's ``lr``; it is also a ``fit`` callback.
+- A checkpoint is ``state_dict()`` of the model, the optimiser, the schedule and the
+  mixed-precision policy, pickled: loaded into fresh objects, the run continues bit for bit.
 - :func:`fit` is that step in a loop (``_step`` in :mod:`tfgrad.nn.train`, the one place where
   loss scaling for mixed precision will go), the model rebound after each step, with a tqdm
   progress bar, callbacks ``callback(step, info)`` and a :class:`History`.
@@ -66,6 +69,14 @@ from .layers import (
 from .losses import accuracy, cross_entropy, mse_loss
 from .module import Module, StateDictError, functional_call
 from .optim import SGD, Adam, AdamW, Optimizer
+from .schedule import (
+    CosineAnnealingLR,
+    ExponentialLR,
+    LinearLR,
+    LRScheduler,
+    MultiStepLR,
+    StepLR,
+)
 from .train import History, StepInfo, StopTraining, evaluate, fit
 
 __all__ = [
@@ -80,6 +91,8 @@ __all__ = [
     "init",
     # optimisers
     "Optimizer", "SGD", "Adam", "AdamW",
+    # learning-rate schedules
+    "LRScheduler", "StepLR", "MultiStepLR", "ExponentialLR", "LinearLR", "CosineAnnealingLR",
     # data
     "Batches", "batches", "permutation", "train_test_split", "make_moons", "make_spirals",
     "load_digits",

@@ -254,6 +254,15 @@ def test_python_scalars_are_weak_as_in_numpy2(backend, dtype, op, scalar, result
         np.testing.assert_array_equal(got.numpy(), want.astype(NP_DTYPE[result]))
 
 
+@pytest.mark.parametrize("name", ["sum", "prod", "cumsum", "cumprod", "mean", "max", "min"])
+def test_reductions_of_bools_take_numpys_dtypes(backend, name):
+    x = np.array([[True, False, True], [True, True, True]])
+    for axis in (None, 1):
+        got, want = getattr(tg, name)(tg.tensor(x), axis=axis), getattr(np, name)(x, axis=axis)
+        assert got.dtype.name == np.asarray(want).dtype.name
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
 # ---- Properties ----
 @given(shape=shapes)
 @settings(deadline=None, max_examples=15)

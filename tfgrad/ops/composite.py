@@ -104,6 +104,8 @@ def min(x: Any, axis=None, keepdims: bool = False) -> Tensor:
             f"min: cannot reduce a zero-size axis (shape {x.shape}, axis {axis}); "
             "the minimum of nothing is undefined."
         )
+    if x.dtype.kind == "b":  # bools have no negative; their minimum is whether all are true
+        return all(x, axis, keepdims)
     return -max(-x, axis, keepdims)
 
 

@@ -188,7 +188,7 @@ prod_p.def_batched_jvp(prod_batched_jvp)
 
 
 def prod(x: Any, axis=None, keepdims: bool = False) -> Tensor:
-    """Product over ``axis`` (all axes by default), as ``numpy.prod``.
+    """Product over ``axis`` (all axes by default), as ``numpy.prod``; bools count as int64.
 
     Its derivatives are exact to every order, also where elements are zero:
     d prod / d x_i = prod_{k != i} x_k, and d^2 prod / d x_i d x_j = prod_{k != i, j} x_k for
@@ -201,6 +201,8 @@ def prod(x: Any, axis=None, keepdims: bool = False) -> Tensor:
            [0., 0., 0.]])
     """
     x = as_tensor(x)
+    if x.dtype.kind == "b":
+        x = x.astype("int64")
     return bind(prod_p, x, axes=normalize_axes("prod", axis, x.ndim), keepdims=bool(keepdims))
 
 
@@ -219,8 +221,11 @@ cumsum_p.def_batched_jvp(cumsum_batched_jvp)
 
 
 def cumsum(x: Any, axis: int | None = None, reverse: bool = False) -> Tensor:
-    """Running sum along ``axis`` (over the flattened tensor when None), as ``numpy.cumsum``."""
+    """Running sum along ``axis`` (over the flattened tensor when None), as ``numpy.cumsum``;
+    bools count as int64."""
     x = as_tensor(x)
+    if x.dtype.kind == "b":
+        x = x.astype("int64")
     if axis is None:
         x = reshape(x, (-1,))
         axis = 0

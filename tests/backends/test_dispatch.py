@@ -251,10 +251,10 @@ def test_float16_products_convert_on_taichi_with_numpys_bits(auto_and_taichi, fo
     # float16 casts are ~35x slower on subnormal and overflowing values); the bits are the
     # reference backend's (widen, float32 function, round once), at results in float16's
     # subnormal range, overflowing, zero and normal, forced both ways on small shapes.
-    from tfgrad.backends.taichi import backend as taichi_backend
+    from tfgrad.backends.taichi import dispatch
 
     auto, _ = auto_and_taichi
-    monkeypatch.setattr(taichi_backend, "CAST_ON_TAICHI", 0 if forced else 10**12)
+    monkeypatch.setattr(dispatch, "FLOAT16_CAST_BELOW", 0 if forced else 10**12)
     rng = np.random.default_rng(9)
     a = (rng.normal(size=(8, 16)) * 2.0 ** rng.integers(-14, 9, (8, 16))).astype(F16)
     b = (rng.normal(size=(16, 6)) * 2.0 ** rng.integers(-14, 9, (16, 6))).astype(F16)
@@ -279,13 +279,40 @@ def test_float16_products_convert_on_taichi_with_numpys_bits(auto_and_taichi, fo
     assert np.isinf(product[0, 0]) and (product[1] == 0).all()
 
 
+@pytest.mark.parametrize("source, target", [(F32, F16), (np.float64, F16), (F16, F32)])
+def test_large_float16_casts_run_taichi_with_numpys_bits(auto_and_taichi, source, target):
+    # NumPy's float16 casts are slow on subnormal values (a float16 sweep's small gradients):
+    # from FLOAT16_CAST_BELOW elements a cast to or from float16 runs Taichi's kernel, with
+    # NumPy's bits at subnormal, overflowing, tie, zero, inf and NaN values; smaller ones NumPy
+    from tfgrad.backends.taichi.dispatch import FLOAT16_CAST_BELOW
+
+    auto, _ = auto_and_taichi
+    rng = np.random.default_rng(11)
+    n = FLOAT16_CAST_BELOW
+    x = rng.normal(size=n) * 2.0 ** rng.integers(-30, 17, n)  # subnormal to overflowing
+    x[:6] = [1.0 + 2.0**-11, 1.0 + 3 * 2.0**-11, 0.0, -0.0, np.inf, np.nan]  # ties to even
+    with np.errstate(over="ignore"):  # a float16 source: the largest values are inf already
+        x = x.astype(source)
+    for size, implementation in ((n, "taichi"), (n - 1, "numpy")):
+        got = auto.run("cast", x[:size].copy(), dtype=np.dtype(target))
+        assert auto.implementation("cast") == implementation
+        with np.errstate(all="ignore"):
+            want = x[:size].astype(target)
+        assert got.dtype == target
+        np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), want.view(f"u{got.itemsize}"))
+    half = (got if target == F16 else x).view(np.uint16) & 0x7FFF
+    assert ((half > 0) & (half < 0x0400)).sum() > 1000  # subnormals were there
+    assert auto.run("cast", x.astype(F32), dtype=np.dtype(np.float64)) is not None
+    assert auto.implementation("cast") == "numpy"  # no float16 side: the calibrated rule
+
+
 def test_compiled_float16_products_take_the_same_route(auto_and_taichi, monkeypatch):
     # tfgrad.jit resolves its steps through kernel_for: a float16 product there is the same
     # function as the eager run (Taichi's casts around BLAS), with the same bits
-    from tfgrad.backends.taichi import backend as taichi_backend
+    from tfgrad.backends.taichi import dispatch
 
     auto, _ = auto_and_taichi
-    monkeypatch.setattr(taichi_backend, "CAST_ON_TAICHI", 0)
+    monkeypatch.setattr(dispatch, "FLOAT16_CAST_BELOW", 0)
     rng = np.random.default_rng(10)
     a, b = (rng.normal(size=(6, 9)) * 1e-4).astype(F16), rng.normal(size=(9, 4)).astype(F16)
     calls = []

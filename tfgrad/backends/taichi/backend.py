@@ -38,15 +38,12 @@ import numpy as np
 from ...errors import BackendError
 from .. import base, pool
 from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
-from . import runtime
+from . import dispatch, runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
 from .dispatch import BLAS, HALVES, NUMPY, TAICHI, Policy
 from .kernels import KERNELS
 
 FLOAT16, FLOAT32 = np.dtype(np.float16), np.dtype(np.float32)
-# A float16 product's operands and result from this many elements are converted by Taichi's
-# cast kernel (see TaichiBackend._float16_blas; below, NumPy's casts: a launch costs ~10 us).
-CAST_ON_TAICHI = 1 << 16
 
 __all__ = ["TaichiBackend", "DeviceArray", "DTYPES", "SERIAL_BELOW", "SERIAL_BELOW_TRANSCENDENTAL"]
 
@@ -198,7 +195,7 @@ class TaichiBackend(Buffers):
         info, cast = KERNELS.find("cast")
 
         def convert(b: np.ndarray, dtype: np.dtype) -> np.ndarray:
-            if b.size < CAST_ON_TAICHI:
+            if b.size < dispatch.FLOAT16_CAST_BELOW:  # NumPy's cast: a launch costs ~35 us
                 with np.errstate(over="ignore"):  # float16 overflows to inf, as the kernel's
                     return b.astype(dtype)
             return cast(self, info, np.ascontiguousarray(b), dtype=dtype)

@@ -13,7 +13,8 @@ Three implementations exist on the CPU:
   rounding", but summed in BLAS's order, so a result may differ from the kernel's by one half
   ulp (benchmarks/README.md, "Half-precision dispatch"); large float16 operands and results
   are converted by Taichi's cast kernel, as fast on subnormals as on normal values (NumPy's
-  float16 casts are not: ``TaichiBackend._float16_blas``);
+  float16 casts are not: ``TaichiBackend._float16_blas``), as are large float16 casts
+  themselves (:data:`FLOAT16_CAST_BELOW`);
 - ``"numpy"``: the reference backend's own function for the op (its entry in
   :mod:`tfgrad.backends.numpy_backend`'s table for the op's family), for arrays so small that a
   Taichi launch from Python costs more than the work. In float16/bfloat16 the reference
@@ -57,7 +58,7 @@ from .. import base
 from ..base import OpInfo
 from . import kernels
 
-__all__ = ["MODES", "THRESHOLDS", "CALIBRATED", "FAMILY", "Policy"]
+__all__ = ["MODES", "THRESHOLDS", "CALIBRATED", "FAMILY", "FLOAT16_CAST_BELOW", "Policy"]
 
 MODES = ("auto", "taichi-only")
 TAICHI, BLAS, NUMPY = "taichi", "blas", "numpy"
@@ -105,6 +106,15 @@ def _load_thresholds(path: Path = THRESHOLDS_FILE) -> dict[str, dict[np.dtype, i
 
 
 THRESHOLDS = _load_thresholds()
+
+# A conversion to or from float16 of this many elements or more runs Taichi's cast kernel
+# whatever the calibrated family says: NumPy's float16 casts take a slow path for values in
+# float16's subnormal range (float32 -> float16 ~35x, float16 -> float32 ~11x slower than on
+# normal values; the small gradients of a float16 sweep are such values), the kernel does not,
+# and from 2^16 elements it is as fast as NumPy's fast path (benchmarks/README.md, "float16
+# casts"). A product on BLAS converts its large float16 operands so too.
+FLOAT16_CAST_BELOW = 1 << 16
+FLOAT16 = np.dtype(np.float16)
 
 
 BOOL = np.dtype(np.bool_)
@@ -168,6 +178,8 @@ class Policy:
         else:
             dtype = np.dtype(params["dtype"])
         rule = rules.get(dtype)
+        if family == base.CAST and (dtype == FLOAT16 or params["dtype"] == FLOAT16):
+            rule = FLOAT16_CAST_BELOW
         if rule is None:
             return TAICHI
         if rule == BLAS:  # BLAS blocks the sum along k by thread count: not in fixed order

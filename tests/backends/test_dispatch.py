@@ -306,6 +306,28 @@ def test_large_float16_casts_run_taichi_with_numpys_bits(auto_and_taichi, source
     assert auto.implementation("cast") == "numpy"  # no float16 side: the calibrated rule
 
 
+def test_float16_widens_by_table_with_astypes_bits():
+    # The reference backend widens float16 arrays from WIDEN_BY_TABLE elements by a lookup of
+    # all 65,536 patterns (NumPy's cast is ~11x slower on subnormals); the same bits as astype,
+    # NaN payloads included, in a cast and inside the ops that compute in float32
+    from tfgrad.backends.numpy_backend import WIDEN_BY_TABLE
+
+    every = np.arange(1 << 16, dtype=np.uint16).view(F16).reshape(256, 256)
+    assert every.size >= WIDEN_BY_TABLE
+    reference = NumpyBackend()
+    got = reference.run("cast", every, dtype=np.dtype(F32))
+    np.testing.assert_array_equal(got.view(np.uint32), every.astype(F32).view(np.uint32))
+    finite = np.where(np.isfinite(every), every, np.float16(0))
+    with np.errstate(all="ignore"):
+        want = finite.astype(F32).sum(axis=0).astype(F16)
+    np.testing.assert_array_equal(reference.run("sum", finite, axes=(0,), keepdims=False), want)
+    transposed = every.T  # a strided view: the lookup reads it as it is laid out
+    np.testing.assert_array_equal(
+        reference.run("cast", transposed, dtype=np.dtype(F32)).view(np.uint32),
+        transposed.astype(F32).view(np.uint32),
+    )
+
+
 def test_compiled_float16_products_take_the_same_route(auto_and_taichi, monkeypatch):
     # tfgrad.jit resolves its steps through kernel_for: a float16 product there is the same
     # function as the eager run (Taichi's casts around BLAS), with the same bits

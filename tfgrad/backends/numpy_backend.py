@@ -45,11 +45,29 @@ def _compute_dtype(dtype: np.dtype) -> np.dtype:
     return F32 if dtype in HALF else dtype
 
 
+F16 = np.dtype(np.float16)
+# float16 -> float32 of every bit pattern (astype's own values: the same bits, NaN payloads
+# too). NumPy's cast widens float16 subnormals ~11x slower than normal values (the small
+# gradients of a float16 sweep); a lookup costs the same whatever the values, and from
+# WIDEN_BY_TABLE elements no more than astype's fast path (benchmarks/README.md, "float16
+# casts").
+_F16_AS_F32 = np.arange(1 << 16, dtype=np.uint16).view(F16).astype(F32)
+WIDEN_BY_TABLE = 4096
+
+
+def widen(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``x.astype(dtype, copy=False)``, a large float16 ``x`` widened by table lookup."""
+    if x.dtype == F16 and dtype == F32 and x.size >= WIDEN_BY_TABLE:
+        # into the pool: a fresh big array faults its pages in, which doubled the lookup's time
+        return np.take(_F16_AS_F32, x.view(np.uint16), out=pool.empty(x.shape, F32))
+    return x.astype(dtype, copy=False)
+
+
 def _unary(fn, big=pool.MIN_BYTES):
     def run(x):
         if x.nbytes >= big and x.dtype in POOLED:
             return fn(x, out=pool.empty(x.shape, x.dtype))
-        return fn(x.astype(_compute_dtype(x.dtype), copy=False)).astype(x.dtype, copy=False)
+        return fn(widen(x, _compute_dtype(x.dtype))).astype(x.dtype, copy=False)
 
     run.ufunc = fn  # the whole op where the compute dtype is the dtype (float32, float64)
     return run
@@ -61,7 +79,7 @@ def _binary(fn, big=pool.MIN_BYTES):
             dtype = np.dtype(np.bool_) if fn in BOOL_RESULT else x.dtype
             return fn(x, y, out=pool.empty(np.broadcast_shapes(x.shape, y.shape), dtype))
         c = _compute_dtype(x.dtype)
-        out = fn(x.astype(c, copy=False), y.astype(c, copy=False))
+        out = fn(widen(x, c), widen(y, c))
         return out if out.dtype == np.bool_ else out.astype(x.dtype, copy=False)
 
     run.ufunc = fn  # the whole op for two inputs of one dtype, float32 or float64
@@ -70,7 +88,7 @@ def _binary(fn, big=pool.MIN_BYTES):
 
 def _reduction(fn):
     def run(x, axes, keepdims):
-        out = fn(x.astype(_compute_dtype(x.dtype), copy=False), axis=axes, keepdims=keepdims)
+        out = fn(widen(x, _compute_dtype(x.dtype)), axis=axes, keepdims=keepdims)
         return np.asarray(out).astype(x.dtype, copy=False)
 
     return run
@@ -82,7 +100,7 @@ def _scan(fn, identity):
     its own element out (the running result one step back, ``identity`` first)."""
 
     def run(x, axis, reverse, exclusive=False):
-        c = x.astype(_compute_dtype(x.dtype), copy=False)
+        c = widen(x, _compute_dtype(x.dtype))
         if reverse:
             c = np.flip(c, axis)
         out = fn(c, axis=axis)
@@ -110,7 +128,7 @@ def _linear_recurrence(a, b, axis, reverse):
     dtype, c = a.dtype, _compute_dtype(a.dtype)
     out = np.empty(b.shape, c)
     repeated = a.shape != b.shape
-    a, b = np.broadcast_to(a.astype(c, copy=False), b.shape), b.astype(c, copy=False)
+    a, b = np.broadcast_to(widen(a, c), b.shape), widen(b, c)
     a_rows, b_rows, h_rows = (np.moveaxis(v, axis, 0) for v in (a, b, out))
     if reverse:
         a_rows, b_rows, h_rows = a_rows[::-1], b_rows[::-1], h_rows[::-1]
@@ -176,7 +194,7 @@ def _scatter_add(operand, indices, updates, axis):
 
 def _matmul(a, b):
     dtype, c = a.dtype, _compute_dtype(a.dtype)
-    a, b = a.astype(c, copy=False), b.astype(c, copy=False)
+    a, b = widen(a, c), widen(b, c)
     out = _ordered_matmul(a, b) if base.fixed_order() else np.matmul(a, b)
     return out.astype(dtype, copy=False)
 
@@ -257,8 +275,8 @@ def _conv2d(x, w, stride, padding, dilation):
     # y[n, o, i, j] = sum_{c, p, q} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] w[o, c, p, q]
     # y[n] = w (O, C*KH*KW) @ cols[n]: one batched product, already NCHW
     dtype, c = x.dtype, _compute_dtype(x.dtype)
-    x, (n, _, h, v), o = x.astype(c, copy=False), x.shape, w.shape[0]
-    w2 = w.reshape(o, int(np.prod(w.shape[1:]))).astype(c, copy=False)
+    x, (n, _, h, v), o = widen(x, c), x.shape, w.shape[0]
+    w2 = widen(w.reshape(o, int(np.prod(w.shape[1:]))), c)
     oh, ow = _conv_out(h, v, w.shape[2:], stride, padding, dilation)
     if stride == (1, 1) and ow < WIDE_BELOW:
         cols, _, wp = _wide_cols(x, w.shape[2:], padding, dilation)
@@ -289,7 +307,7 @@ def _conv2d_input_grad(g, w, input_size, stride, padding, dilation):
     # columns; each tap (p, q) adds its own to the strided window of the padded input it read
     dtype = g.dtype
     c = _compute_dtype(dtype)
-    g, w = g.astype(c, copy=False), w.astype(c, copy=False)
+    g, w = widen(g, c), widen(w, c)
     sh, sw = stride
     h, v = input_size
     out = np.zeros((n, channels, h + 2 * ph, v + 2 * pw), c)
@@ -307,7 +325,7 @@ def _conv2d_weight_grad(x, g, kernel_size, stride, padding, dilation):
     # dw[o, c, p, q] = sum_{n, i, j} x_pad[n, c, i*sh + p*dh, j*sw + q*dw] g[n, o, i, j]
     # dw = sum_n g[n] (O, OH*OW) @ cols[n]ᵀ (BLAS reads the transpose in place)
     dtype, c = x.dtype, _compute_dtype(x.dtype)
-    x, g = x.astype(c, copy=False), g.astype(c, copy=False)
+    x, g = widen(x, c), widen(g, c)
     n, o, oh, ow = g.shape
     if stride == (1, 1) and ow < WIDE_BELOW:
         cols, _, wp = _wide_cols(x, kernel_size, padding, dilation)
@@ -338,7 +356,7 @@ def _pointwise(fn):
 
     def run(*xs):
         c = _compute_dtype(xs[0].dtype)
-        out = np.asarray(fn(*(x.astype(c, copy=False) for x in xs)))
+        out = np.asarray(fn(*(widen(x, c) for x in xs)))
         return out if out.dtype == np.bool_ else out.astype(xs[0].dtype, copy=False)
 
     return run
@@ -377,7 +395,7 @@ COMPARISON = {
     "gt": _binary(np.greater),
     "ge": _binary(np.greater_equal),
 }
-CAST = {"cast": lambda x, dtype: x.astype(dtype)}
+CAST = {"cast": lambda x, dtype: widen(x, dtype) if dtype != x.dtype else x.astype(dtype)}
 REDUCTION = {
     "sum": _reduction(np.sum),
     "max": _reduction(np.max),

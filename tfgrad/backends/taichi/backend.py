@@ -37,7 +37,7 @@ import numpy as np
 
 from ...errors import BackendError
 from .. import base, pool
-from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend
+from ..numpy_backend import FP_IGNORE, FP_STATE, NumpyBackend, widen
 from . import dispatch, runtime
 from .buffers import DTYPES, STORAGE_VIEW, Buffers, DeviceArray
 from .dispatch import BLAS, HALVES, NUMPY, TAICHI, Policy
@@ -196,6 +196,8 @@ class TaichiBackend(Buffers):
 
         def convert(b: np.ndarray, dtype: np.dtype) -> np.ndarray:
             if b.size < dispatch.FLOAT16_CAST_BELOW:  # NumPy's cast: a launch costs ~35 us
+                if dtype == FLOAT32:
+                    return widen(b, FLOAT32)
                 with np.errstate(over="ignore"):  # float16 overflows to inf, as the kernel's
                     return b.astype(dtype)
             return cast(self, info, np.ascontiguousarray(b), dtype=dtype)

@@ -775,6 +775,40 @@ def test_broadcasting_binary_and_where(taichi, data, dtype):
         assert_agrees(op, got, want, args, params, "exact")
 
 
+@pytest.mark.parametrize(
+    "x_shape, y_shape, layout",
+    [
+        ((4, 6), (4, 6), ("whole", "whole")),
+        ((4, 6), (), ("whole", "scalar")),
+        ((1, 1), (4, 6), ("scalar", "whole")),
+        ((6,), (1, 6), ("whole", "whole")),  # only leading 1s differ: the same flat order
+        ((4, 6), (6,), ("whole", "block")),  # a bias row
+        ((4, 1), (4, 6), ("block", "whole")),  # a keepdims column
+        ((2, 3, 5), (3, 1), ("whole", "block")),  # a middle axis
+        ((3, 1), (1, 5), ("block", "block")),  # an outer product
+        ((2, 3, 5), (2, 1, 5), ("whole", "materialised")),  # two runs of axes
+    ],
+)
+def test_binary_kernels_read_broadcasts_in_place(taichi, x_shape, y_shape, layout):
+    # Each input is read whole, as one element, or as a block of axes at (i // s) % m; any
+    # other broadcast is materialised first. Every op with the layouts: NumPy's values.
+    from tfgrad.backends.taichi import elementwise as ew
+
+    rng = np.random.default_rng(3)
+    x, y = draw("float32", x_shape, rng=rng), draw("float32", y_shape, 0.5, 2.0, rng=rng)
+    shape = np.broadcast_shapes(x_shape, y_shape)
+    bufs = [taichi.from_numpy(a) for a in (x, y)]
+    *_, modes = ew._operands(taichi, bufs, shape)
+    names = {ew.WHOLE: "whole", ew.SCALAR: "scalar", ew.BLOCK: "block"}
+    expected = tuple("whole" if m == "materialised" else m for m in layout)
+    assert tuple(names[m] for m in modes) == expected
+    condition = draw("bool", shape[-1:], rng=rng)
+    for op, args in [("add", (x, y)), ("sub", (y, x)), ("pow", (y, x)), ("lt", (x, y)),
+                     ("where", (condition, x, y))]:  # fmt: skip
+        want, got = run_both(taichi, op, args, {})
+        assert_agrees(op, got, want, args, {}, "close" if op == "pow" else "exact")  # libm pow
+
+
 @settings(max_examples=20, deadline=None)
 @given(data=st.data(), dtype=st.sampled_from(["float64", "float16", "int64", "bool"]))
 def test_gather_scatter_concatenate_any_axis(taichi, data, dtype):

@@ -1,8 +1,11 @@
 """The pointwise families (elementwise, transcendental, comparison, cast): kernels, their host
 adapters and the tables that name them.
 
-Every kernel loops over a flat output. A binary kernel reads its inputs at ``i * stride`` with a
-stride of 1 (same shape as the output) or 0 (one element, broadcast); the adapter materialises
+Every kernel loops over a flat output. A binary kernel reads each input as its ``layout`` (a
+compile-time tuple, one entry per input) says: ``WHOLE``, of the output's shape, at ``i``;
+``SCALAR``, one element, at 0; ``BLOCK``, broadcast along leading and trailing axes (a bias
+row, a ``keepdims`` column), at ``(i // s) % m`` (faster than materialising the broadcast and
+reading that: benchmarks/README.md, "Broadcasting in the kernel"). The adapter materialises
 any other broadcast first. ``serial`` (a compile-time flag) runs the loop on the calling thread:
 Taichi's parallel dispatch costs more than a small loop (see ``backend.SERIAL_BELOW``).
 
@@ -36,10 +39,23 @@ def unary_kernel(op, name: str):
     return ti.kernel(kernel)
 
 
+WHOLE, SCALAR, BLOCK = 0, 1, 2  # how a binary kernel reads an input (module docstring)
+
+
+@ti.func
+def at(i, s, m, mode: ti.template()):
+    """Where an input read as ``mode`` holds output element ``i``."""
+    r = i
+    if ti.static(mode == SCALAR):
+        r = 0
+    elif ti.static(mode == BLOCK):
+        r = (i // s) % m
+    return r
+
+
 def binary_kernel(op, name: str):
-    """A kernel computing ``out[i] = op(x[i * sx], y[i * sy])``, strides 0 or 1. Unless
-    ``strided`` (compile time), both strides are 1: the common case, and faster (measured:
-    benchmarks/README.md, "Small kernels and paths")."""
+    """A kernel computing ``out[i] = op(x[at(i)], y[at(i)])``, each input read as its entry of
+    ``layout`` says."""
 
     def kernel(
         x: ti.types.ndarray(ndim=1),
@@ -47,16 +63,16 @@ def binary_kernel(op, name: str):
         out: ti.types.ndarray(ndim=1),
         sx: ti.i32,
         sy: ti.i32,
-        strided: ti.template(),
+        mx: ti.i32,
+        my: ti.i32,
+        layout: ti.template(),
         serial: ti.template(),
     ):
         if ti.static(serial):
             ti.loop_config(serialize=True)
         for i in range(out.shape[0]):
-            if ti.static(strided):
-                store(out, i, op(load(x, i * sx), load(y, i * sy)))
-            else:
-                store(out, i, op(load(x, i), load(y, i)))
+            a, b = load(x, at(i, sx, mx, layout[0])), load(y, at(i, sy, my, layout[1]))
+            store(out, i, op(a, b))
 
     kernel.__name__ = kernel.__qualname__ = name
     return ti.kernel(kernel)
@@ -281,7 +297,9 @@ def pow_kernel(
     out: ti.types.ndarray(ndim=1),
     sx: ti.i32,
     sy: ti.i32,
-    strided: ti.template(),
+    mx: ti.i32,
+    my: ti.i32,
+    layout: ti.template(),
     serial: ti.template(),
 ) -> ti.i32:
     # out = x ** y: libm pow for floats (NumPy's special cases: (-2.0) ** 2 = 4, (-2.0) ** 0.5
@@ -291,8 +309,8 @@ def pow_kernel(
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for i in range(out.shape[0]):
-        a = load(x, i * sx) if ti.static(strided) else load(x, i)
-        b = load(y, i * sy) if ti.static(strided) else load(y, i)
+        a = load(x, at(i, sx, mx, layout[0]))
+        b = load(y, at(i, sy, my, layout[1]))
         if ti.static(storage_of(x) in INTEGER_STORAGE):
             if b < 0:
                 negative += 1
@@ -311,17 +329,18 @@ def where_kernel(
     sc: ti.i32,
     sx: ti.i32,
     sy: ti.i32,
-    strided: ti.template(),
+    mc: ti.i32,
+    mx: ti.i32,
+    my: ti.i32,
+    layout: ti.template(),
     serial: ti.template(),
 ):
     # out = x if c else y (elements copied as they are stored: no rounding, NaN bits kept)
     if ti.static(serial):
         ti.loop_config(serialize=True)
     for i in range(out.shape[0]):
-        if ti.static(strided):
-            out[i] = x[i * sx] if c[i * sc] != 0 else y[i * sy]
-        else:
-            out[i] = x[i] if c[i] != 0 else y[i]
+        pick = c[at(i, sc, mc, layout[0])] != 0
+        out[i] = x[at(i, sx, mx, layout[1])] if pick else y[at(i, sy, my, layout[2])]
 
 
 @ti.kernel
@@ -338,15 +357,40 @@ def cast_kernel(x: ti.types.ndarray(ndim=1), out: ti.types.ndarray(ndim=1), seri
 
 
 # ---- Host adapters: one entry per op in its family's table ----
-def _operand(backend, buf, shape, raw=False):
-    """A kernel argument and stride for an input of a broadcasting op: stride 1 when it has
-    the output's shape, 0 for a single element, else the broadcast, materialised."""
-    arg = backend.raw if raw else backend.arg
-    if tuple(buf.shape) == shape:
-        return arg(buf), 1
-    if buf.size == 1:
-        return arg(buf), 0
-    return arg(broadcast_to(backend, None, buf, shape)), 1
+def _operands(backend, bufs, shape, raw=None):
+    """``(args, steps, moduli, layout)`` for the inputs of a broadcasting op of output
+    ``shape``: the kernel arguments (``raw[i]``: input i as stored, ``backend.raw``), and how
+    the kernel reads each (module docstring)."""
+    raw = raw or (False,) * len(bufs)
+    args, steps, moduli, layout = [], [], [], []
+    for b, r in zip(bufs, raw):
+        step, n, mode = 1, 1, WHOLE
+        if tuple(b.shape) != shape:
+            block = None if b.size == 1 else _block(b.shape, shape)
+            if b.size == 1:
+                mode = SCALAR
+            elif block is None:  # another broadcast: materialised
+                b = broadcast_to(backend, None, b, shape)
+            elif block != (1, int(np.prod(shape))):  # (else only leading 1s differ: whole)
+                (step, n), mode = block, BLOCK
+        args.append(backend.raw(b) if r else backend.arg(b))
+        steps.append(step)
+        moduli.append(n)
+        layout.append(mode)
+    return args, steps, moduli, tuple(layout)
+
+
+def _block(in_shape, out_shape):
+    """``(inner, n)`` when an input of ``in_shape`` broadcast to ``out_shape`` is one block of
+    its axes (its n elements along a run of axes, ``inner`` elements of the output after
+    each), so that output element ``i`` reads input ``(i // inner) % n``; else None."""
+    in_shape = (1,) * (len(out_shape) - len(in_shape)) + tuple(in_shape)
+    kept = [a for a, (n, m) in enumerate(zip(in_shape, out_shape)) if n == m and n != 1]
+    if not kept or kept != list(range(kept[0], kept[-1] + 1)):
+        return None
+    if any(in_shape[a] != 1 for a in range(len(in_shape)) if a not in kept):
+        return None
+    return int(np.prod(out_shape[kept[-1] + 1 :])), int(np.prod(in_shape))
 
 
 class Unary:
@@ -400,9 +444,9 @@ class Binary:
         out = backend.empty(shape, self.out_dtype(x.dtype))
         if not out.size:
             return out
-        (xa, sx), (ya, sy) = _operand(backend, x, shape), _operand(backend, y, shape)
+        (xa, ya), steps, moduli, layout = _operands(backend, (x, y), shape)
         serial = backend.serial(out.size, op.family)
-        refused = self.kernel(xa, ya, backend.arg(out), sx, sy, sx != 1 or sy != 1, serial)
+        refused = self.kernel(xa, ya, backend.arg(out), *steps, *moduli, layout, serial)
         if refused:
             raise DtypeError(
                 f"{op.name}: integers to negative integer powers are not allowed ({x.dtype}, "
@@ -443,15 +487,10 @@ class Select:
         out = backend.empty(shape, x.dtype)
         if not out.size:
             return out
-        ca, sc = _operand(backend, condition, shape)
-        (xa, sx), (ya, sy) = (
-            _operand(backend, x, shape, raw=True),
-            _operand(backend, y, shape, raw=True),
-        )
-        strided = sc != 1 or sx != 1 or sy != 1
-        where_kernel(
-            ca, xa, ya, backend.raw(out), sc, sx, sy, strided, backend.serial(out.size, op.family)
-        )
+        raw = (False, True, True)  # x and y copied as stored
+        (ca, xa, ya), steps, moduli, layout = _operands(backend, (condition, x, y), shape, raw)
+        serial = backend.serial(out.size, op.family)
+        where_kernel(ca, xa, ya, backend.raw(out), *steps, *moduli, layout, serial)
         return out
 
     def fusable(self, in_dtypes, out_dtype):

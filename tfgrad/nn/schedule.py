@@ -23,7 +23,7 @@ optimiser step (``interval="step"``, skipped mixed-precision steps included, as 
 >>> opt = nn.SGD([tg.zeros(1)], lr=1.0)
 >>> schedule = nn.StepLR(opt, step_size=2, gamma=0.5)
 >>> [schedule.step() for _ in range(4)]
-[1.0, 0.5, 0.5, 0.25]
+[1.0, 1.0, 0.5, 0.5]
 """
 
 from __future__ import annotations

@@ -328,6 +328,50 @@ def test_float16_widens_by_table_with_astypes_bits():
     )
 
 
+@pytest.mark.parametrize(
+    "dtype", ["bool", "int32", "int64", "float16", "bfloat16", "float32", "float64"]
+)
+@pytest.mark.parametrize(
+    "c_shape, x_shape, y_shape",
+    [((64, 128), (64, 128), (64, 128)), ((64, 128), (64, 128), ()), ((64, 1), (128,), (64, 128)),
+     ((128,), (64, 1), (1, 128)), ((8, 16), (8, 16), (8, 16))],  # the last below the limit
+)  # fmt: skip
+def test_where_by_masks_copies_numpys_bits(dtype, c_shape, x_shape, y_shape):
+    # From SELECT_BY_MASKS elements the reference backend's where selects by bit masks (np.where
+    # mispredicts a branch per element of a random mask): the same bits as np.where, NaN
+    # payloads, -0.0 and infinities included, broadcasting every way
+    from tfgrad.backends.numpy_backend import SELECT_BY_MASKS
+
+    rng = np.random.default_rng(12)
+    c = rng.random(c_shape) > 0.5
+    np_dtype = np.dtype(BF16) if dtype == "bfloat16" else np.dtype(dtype)
+    x, y = (_bits_of(np_dtype, shape, rng) for shape in (x_shape, y_shape))
+    got = NumpyBackend().run("where", c, x, y)
+    want = np.where(c, x, y)
+    assert got.shape == want.shape and got.dtype == want.dtype and got.flags.c_contiguous
+    view = f"u{np_dtype.itemsize}"
+    np.testing.assert_array_equal(got.view(view), want.view(view))
+    if x_shape == (8, 16):
+        assert got.size < SELECT_BY_MASKS
+    zero = np.zeros((), np_dtype)  # where(c, x, 0), ReLU's form, and its -0.0 twin
+    np.testing.assert_array_equal(NumpyBackend().run("where", c, x, zero).view(view),
+                                  np.where(c, x, zero).view(view))  # fmt: skip
+    if np_dtype.kind == "f" or np_dtype == BF16:
+        negative_zero = np.array(-0.0, np_dtype)
+        np.testing.assert_array_equal(
+            NumpyBackend().run("where", c, x, negative_zero).view(view),
+            np.where(c, x, negative_zero).view(view),
+        )
+
+
+def _bits_of(dtype: np.dtype, shape, rng) -> np.ndarray:
+    # every bit pattern equally likely (NaNs with payloads, infinities, -0.0, subnormals)
+    if dtype == np.bool_:
+        return rng.random(shape) > 0.5
+    raw = rng.integers(0, 256, (*shape, dtype.itemsize), dtype=np.uint8)
+    return np.ascontiguousarray(raw).view(dtype).reshape(shape)
+
+
 def test_compiled_float16_products_take_the_same_route(auto_and_taichi, monkeypatch):
     # tfgrad.jit resolves its steps through kernel_for: a float16 product there is the same
     # function as the eager run (Taichi's casts around BLAS), with the same bits

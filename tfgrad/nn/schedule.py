@@ -106,7 +106,7 @@ class LRScheduler:
                 f"'last_step'] of state_dict(), got {sorted(state)}."
             )
         base, count = float(state["base_lr"]), state["last_step"]
-        if not base >= 0 or isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        if not base >= 0 or not _count(count, 0):
             raise OptionError(
                 f"{type(self).__name__}.load_state_dict: base_lr must be >= 0 and last_step a "
                 f"count >= 0, got {state['base_lr']!r} and {count!r}."
@@ -117,6 +117,11 @@ class LRScheduler:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(lr={self.optimizer.lr:g}, step={self.last_step})"
+
+
+def _count(value: Any, least: int) -> bool:
+    """Whether ``value`` is a Python integer (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _positive(owner: str, **values: float) -> None:
@@ -130,7 +135,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
                  interval: str = "epoch"):  # fmt: skip
-        if isinstance(step_size, bool) or not isinstance(step_size, int) or step_size < 1:
+        if not _count(step_size, 1):
             raise OptionError(f"StepLR: step_size must be an integer >= 1, got {step_size!r}.")
         _positive("StepLR", gamma=gamma)
         self.step_size, self.gamma = step_size, float(gamma)
@@ -146,9 +151,7 @@ class MultiStepLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float = 0.1,
                  interval: str = "epoch"):  # fmt: skip
         milestones = list(milestones)
-        if any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in milestones) or (
-            milestones != sorted(milestones)
-        ):
+        if not all(_count(m, 1) for m in milestones) or milestones != sorted(milestones):
             raise OptionError(
                 f"MultiStepLR: milestones must be increasing step counts >= 1, got {milestones}."
             )
@@ -183,7 +186,7 @@ class LinearLR(LRScheduler):
                 f"LinearLR: start_factor must lie in (0, 1] and end_factor in [0, 1], got "
                 f"{start_factor} and {end_factor}."
             )
-        if isinstance(total_iters, bool) or not isinstance(total_iters, int) or total_iters < 1:
+        if not _count(total_iters, 1):
             raise OptionError(
                 f"LinearLR: total_iters must be an integer >= 1, got {total_iters!r}."
             )
@@ -202,7 +205,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
                  interval: str = "epoch"):  # fmt: skip
-        if isinstance(T_max, bool) or not isinstance(T_max, int) or T_max < 1:
+        if not _count(T_max, 1):
             raise OptionError(f"CosineAnnealingLR: T_max must be an integer >= 1, got {T_max!r}.")
         if not eta_min >= 0:
             raise OptionError(f"CosineAnnealingLR: eta_min must be >= 0, got {eta_min!r}.")
